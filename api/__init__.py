@@ -1,0 +1,1 @@
+"""HTTP boundary: the KMS wire protocol, SigV4 and the composition root."""

@@ -1,0 +1,123 @@
+"""POST /: authenticate, route X-Amz-Target, validate, run, record, answer (AWS JSON 1.1)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+from uuid import uuid4
+
+import orjson
+from aiohttp import web
+
+from api.ops import OPERATIONS
+from api.recording import request_record
+from api.services import SERVICES, Call, Services
+from domain.errors import (
+    InternalError,
+    KmsError,
+    RequestTooLargeError,
+    SerializationError,
+    UnknownOperationError,
+    UnsupportedOperationError,
+)
+from domain.values import RequestContext
+
+log = logging.getLogger("keyledger.api")
+KMS_TARGET_PREFIX = "TrentService."
+JSON_CONTENT_TYPES = ("application/x-amz-json-1.1", "application/json")
+Handler = Callable[[Call], Awaitable[dict[str, Any]]]
+
+
+async def handle(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    call = Call(
+        services=services,
+        request_id=str(uuid4()),
+        source_ip=request.remote,
+        user_agent=request.headers.get("User-Agent"),
+    )
+    try:
+        result = await _run(request, call)
+        if not call.recorded:
+            await services.records(request_record(call, None))
+        body = services.wire.serialize_response(call.operation, result)
+        return _respond(call, 200, body)
+    except KmsError as error:
+        return await _refuse(call, error)
+    except Exception:
+        log.exception("unexpected failure", extra={"request_id": call.request_id})
+        return await _refuse(call, InternalError("An internal error occurred."))
+
+
+async def _run(request: web.Request, call: Call) -> dict[str, Any]:
+    services = call.services
+    body = await _read_body(request, services.max_body_bytes)
+    auth = services.verifier.verify(
+        request.method,
+        request.raw_path.split("?", 1)[0],
+        request.query_string,
+        [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.raw_headers],
+        body,
+    )
+    call.ctx = RequestContext(
+        principal=auth.credential.principal_arn,
+        account=auth.credential.account_id,
+        region=auth.region,
+        request_id=call.request_id,
+        source_ip=call.source_ip,
+        user_agent=call.user_agent,
+        access_key_id=auth.access_key_id,
+    )
+    call.operation = _operation(request, services)
+    call.params = services.wire.parse_request(call.operation, _json(request, body))
+    handler = OPERATIONS.get(call.operation)
+    if handler is None:
+        raise UnsupportedOperationError(f"{call.operation} is not supported by keyledger yet.")
+    return await handler(call)
+
+
+async def _read_body(request: web.Request, limit: int) -> bytes:
+    """Read at most ``limit`` bytes: a huge body is refused before it is buffered."""
+    if request.content_length is not None and request.content_length > limit:
+        raise RequestTooLargeError(f"Request body exceeds {limit} bytes.")
+    body = await request.content.read(limit + 1)
+    if len(body) > limit:
+        raise RequestTooLargeError(f"Request body exceeds {limit} bytes.")
+    return body
+
+
+def _operation(request: web.Request, services: Services) -> str:
+    target = request.headers.get("X-Amz-Target", "")
+    operation = target.removeprefix(KMS_TARGET_PREFIX)
+    if not target.startswith(KMS_TARGET_PREFIX) or not services.wire.has_operation(operation):
+        raise UnknownOperationError(f"Unknown operation {target or '(no X-Amz-Target)'}")
+    return operation
+
+
+def _json(request: web.Request, body: bytes) -> object:
+    if request.content_type not in JSON_CONTENT_TYPES:
+        raise SerializationError(f"Unsupported content type: {request.content_type}")
+    try:
+        return orjson.loads(body or b"{}")
+    except orjson.JSONDecodeError:
+        raise SerializationError("Malformed JSON in the request body.") from None
+
+
+async def _refuse(call: Call, error: KmsError) -> web.Response:
+    """Every refusal is recorded before it is answered; if even that fails, say so."""
+    try:
+        await call.services.records(request_record(call, error))
+    except Exception:
+        log.exception("audit record failed", extra={"request_id": call.request_id})
+        error = InternalError("An internal error occurred.")
+    return _respond(call, error.status, {"__type": error.code, "message": error.message})
+
+
+def _respond(call: Call, status: int, body: dict[str, Any]) -> web.Response:
+    return web.Response(
+        status=status,
+        body=orjson.dumps(body),
+        content_type="application/x-amz-json-1.1",
+        headers={"x-amzn-RequestId": call.request_id},
+    )

@@ -1,0 +1,18 @@
+"""The KMS operations keyledger answers, by X-Amz-Target operation name."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from api.ops import aliases, crypto, keys, tags
+from api.services import Call
+
+Operation = Callable[[Call], Awaitable[dict[str, Any]]]
+
+OPERATIONS: dict[str, Operation] = {
+    **keys.OPERATIONS,
+    **crypto.OPERATIONS,
+    **aliases.OPERATIONS,
+    **tags.OPERATIONS,
+}

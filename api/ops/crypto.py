@@ -1,0 +1,170 @@
+"""Cryptographic operations: Encrypt, Decrypt, ReEncrypt, GenerateDataKey*, GenerateRandom."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from api.services import Call
+from domain.crypto import parse_header
+from domain.errors import (
+    DryRunOperationError,
+    UnsupportedOperationError,
+    ValidationError,
+)
+from domain.values import DATA_KEY_BYTES, SYMMETRIC_DEFAULT
+from eventstore.key_operations import check_algorithm
+
+IGNORE_CIPHERTEXT = "IGNORE_CIPHERTEXT"
+
+
+def _dry_run(call: Call) -> None:
+    """DryRun runs every check, then fails (KMS "Testing your permissions" guide)."""
+    if call.params.get("DryRun"):
+        raise DryRunOperationError
+
+
+def _no_recipient(call: Call) -> None:
+    if "Recipient" in call.params:
+        raise UnsupportedOperationError("Recipient (Nitro Enclaves attestation) is not supported.")
+
+
+async def encrypt(call: Call) -> dict[str, Any]:
+    p, keys = call.params, call.services.keys
+    cmk = await call.read(keys.usable_key, call.context, p["KeyId"], "Encrypt")
+    call.key_arn = cmk.arn
+    check_algorithm(cmk, p.get("EncryptionAlgorithm"))
+    _dry_run(call)
+    sealed = await call.read(keys.seal, cmk, p["Plaintext"], p.get("EncryptionContext"))
+    return {
+        "CiphertextBlob": sealed.blob,
+        "KeyId": sealed.key_arn,
+        "EncryptionAlgorithm": SYMMETRIC_DEFAULT,
+    }
+
+
+async def decrypt(call: Call) -> dict[str, Any]:
+    p, keys = call.params, call.services.keys
+    _no_recipient(call)
+    if call.params.get("DryRun") and IGNORE_CIPHERTEXT in p.get("DryRunModifiers", []):
+        return await _dry_run_without_ciphertext(call, "Decrypt")
+    blob = _ciphertext(p)
+    cmk = await call.read(
+        keys.source_key, call.context, parse_header(blob), p.get("KeyId"), "Decrypt"
+    )
+    call.key_arn = cmk.arn
+    check_algorithm(cmk, p.get("EncryptionAlgorithm"))
+    _dry_run(call)
+    opened = await call.read(
+        keys.decrypt, call.context, blob, p.get("EncryptionContext"), p.get("KeyId")
+    )
+    return {
+        "KeyId": opened.key_arn,
+        "Plaintext": opened.plaintext,
+        "EncryptionAlgorithm": SYMMETRIC_DEFAULT,
+        "KeyMaterialId": opened.material_id,
+    }
+
+
+async def _dry_run_without_ciphertext(call: Call, operation: str) -> dict[str, Any]:
+    """DryRunModifiers IGNORE_CIPHERTEXT: the KeyId becomes required instead."""
+    key_id = call.params.get("KeyId") or call.params.get("DestinationKeyId")
+    if key_id is None:
+        raise ValidationError("KeyId is required when DryRunModifiers includes IGNORE_CIPHERTEXT.")
+    cmk = await call.read(call.services.keys.usable_key, call.context, key_id, operation)
+    call.key_arn = cmk.arn
+    raise DryRunOperationError
+
+
+def _ciphertext(params: dict[str, Any]) -> bytes:
+    blob = params.get("CiphertextBlob")
+    if blob is None:
+        raise ValidationError(
+            "1 validation error detected: Value null at 'ciphertextBlob' failed to satisfy "
+            "constraint: Member must not be null"
+        )
+    return blob
+
+
+async def re_encrypt(call: Call) -> dict[str, Any]:
+    p, keys, ctx = call.params, call.services.keys, call.context
+    if call.params.get("DryRun") and IGNORE_CIPHERTEXT in p.get("DryRunModifiers", []):
+        return await _dry_run_without_ciphertext(call, "ReEncrypt")
+    blob = _ciphertext(p)
+    source = await call.read(
+        keys.source_key, ctx, parse_header(blob), p.get("SourceKeyId"), "ReEncrypt"
+    )
+    destination = await call.read(keys.usable_key, ctx, p["DestinationKeyId"], "ReEncrypt")
+    call.key_arn = destination.arn
+    check_algorithm(source, p.get("SourceEncryptionAlgorithm"))
+    check_algorithm(destination, p.get("DestinationEncryptionAlgorithm"))
+    _dry_run(call)
+    opened = await call.read(
+        keys.decrypt, ctx, blob, p.get("SourceEncryptionContext"), p.get("SourceKeyId"), "ReEncrypt"
+    )
+    sealed = await call.read(
+        keys.seal, destination, opened.plaintext, p.get("DestinationEncryptionContext")
+    )
+    return {
+        "CiphertextBlob": sealed.blob,
+        "SourceKeyId": opened.key_arn,
+        "KeyId": sealed.key_arn,
+        "SourceEncryptionAlgorithm": SYMMETRIC_DEFAULT,
+        "DestinationEncryptionAlgorithm": SYMMETRIC_DEFAULT,
+        "SourceKeyMaterialId": opened.material_id,
+        "DestinationKeyMaterialId": sealed.material_id,
+    }
+
+
+def data_key_size(params: dict[str, Any]) -> int:
+    """KeySpec (AES_128 | AES_256) or NumberOfBytes (1..1024), exactly one of them."""
+    spec, count = params.get("KeySpec"), params.get("NumberOfBytes")
+    if (spec is None) == (count is None):
+        raise ValidationError("Please specify either number of bytes or key spec.")
+    return DATA_KEY_BYTES[spec] if spec is not None else count
+
+
+async def _generate_data_key(call: Call, operation: str) -> tuple[bytes, dict[str, Any]]:
+    p, keys = call.params, call.services.keys
+    _no_recipient(call)
+    size = data_key_size(p)
+    cmk = await call.read(keys.usable_key, call.context, p["KeyId"], operation)
+    call.key_arn = cmk.arn
+    _dry_run(call)
+    data_key = os.urandom(size)
+    sealed = await call.read(keys.seal, cmk, data_key, p.get("EncryptionContext"))
+    return data_key, {
+        "CiphertextBlob": sealed.blob,
+        "KeyId": sealed.key_arn,
+        "KeyMaterialId": sealed.material_id,
+    }
+
+
+async def generate_data_key(call: Call) -> dict[str, Any]:
+    data_key, result = await _generate_data_key(call, "GenerateDataKey")
+    return {**result, "Plaintext": data_key}
+
+
+async def generate_data_key_without_plaintext(call: Call) -> dict[str, Any]:
+    _, result = await _generate_data_key(call, "GenerateDataKeyWithoutPlaintext")
+    return result
+
+
+async def generate_random(call: Call) -> dict[str, Any]:
+    """GenerateRandom: 1..1024 bytes; the model leaves NumberOfBytes optional, AWS not."""
+    _no_recipient(call)
+    if "CustomKeyStoreId" in call.params:
+        raise UnsupportedOperationError("Custom key stores are not supported by keyledger yet.")
+    if "NumberOfBytes" not in call.params:
+        raise ValidationError("NumberOfBytes is required.")
+    return {"Plaintext": os.urandom(call.params["NumberOfBytes"])}
+
+
+OPERATIONS = {
+    "Encrypt": encrypt,
+    "Decrypt": decrypt,
+    "ReEncrypt": re_encrypt,
+    "GenerateDataKey": generate_data_key,
+    "GenerateDataKeyWithoutPlaintext": generate_data_key_without_plaintext,
+    "GenerateRandom": generate_random,
+}

@@ -1,0 +1,155 @@
+"""Key management: CreateKey, DescribeKey, ListKeys, Enable/DisableKey, descriptions, policies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from api.ops.paging import after, page
+from api.services import Call
+from domain.errors import (
+    MalformedPolicyDocumentError,
+    NotFoundError,
+    TagError,
+    UnsupportedOperationError,
+    ValidationError,
+)
+from domain.values import (
+    AWS_KMS,
+    DEFAULT_POLICY_NAME,
+    ENCRYPT_DECRYPT,
+    MAX_POLICY_BYTES,
+    SYMMETRIC_DEFAULT,
+    key_arn,
+)
+
+
+async def create_key(call: Call) -> dict[str, Any]:
+    p = call.params
+    _check_key_shape(p)
+    policy = p.get("Policy")
+    if policy is not None:
+        check_policy_document(policy)
+    metadata = await call.command(
+        call.services.ledger.create_key,
+        description=p.get("Description", ""),
+        policy=policy,
+        tags=tags_from(p.get("Tags", [])),
+    )
+    call.key_arn = metadata["Arn"]
+    return {"KeyMetadata": metadata}
+
+
+def _check_key_shape(p: dict[str, Any]) -> None:
+    """CreateKey parameter rules (CreateKey API reference); only symmetric
+    encryption keys of origin AWS_KMS are built so far."""
+    if "KeySpec" in p and "CustomerMasterKeySpec" in p:
+        raise ValidationError(
+            "You cannot specify KeySpec and CustomerMasterKeySpec in the same request. "
+            "CustomerMasterKeySpec parameter is deprecated. Use KeySpec only."
+        )
+    spec = p.get("KeySpec") or p.get("CustomerMasterKeySpec") or SYMMETRIC_DEFAULT
+    usage = p.get("KeyUsage", ENCRYPT_DECRYPT)
+    if spec != SYMMETRIC_DEFAULT:
+        raise UnsupportedOperationError(f"KeySpec {spec} is not supported by keyledger yet.")
+    if usage != ENCRYPT_DECRYPT:
+        raise ValidationError(f"KeyUsage {usage} is not compatible with KeySpec {spec}")
+    if p.get("Origin", AWS_KMS) != AWS_KMS:
+        raise UnsupportedOperationError(f"Origin {p['Origin']} is not supported by keyledger yet.")
+    for unsupported in ("CustomKeyStoreId", "XksKeyId"):
+        if unsupported in p:
+            raise UnsupportedOperationError(f"{unsupported} is not supported by keyledger yet.")
+    if p.get("MultiRegion"):
+        raise UnsupportedOperationError("Multi-Region keys are not supported by keyledger yet.")
+
+
+def check_policy_document(policy: str) -> None:
+    """A key policy is a JSON object of at most 32 KB (KMS resource quotas)."""
+    if len(policy.encode("utf-8")) > MAX_POLICY_BYTES:
+        raise MalformedPolicyDocumentError("The policy document exceeds the 32 KB limit.")
+    try:
+        document = orjson.loads(policy)
+    except orjson.JSONDecodeError:
+        raise MalformedPolicyDocumentError("The policy is not valid JSON.") from None
+    if not isinstance(document, dict) or "Statement" not in document:
+        raise MalformedPolicyDocumentError("The policy must be a JSON object with a Statement.")
+
+
+def tags_from(entries: list[dict[str, str]]) -> dict[str, str]:
+    keys = [entry["TagKey"] for entry in entries]
+    if len(set(keys)) != len(keys):
+        raise TagError("Duplicate tag keys")
+    return {entry["TagKey"]: entry["TagValue"] for entry in entries}
+
+
+async def describe_key(call: Call) -> dict[str, Any]:
+    cmk = await call.read(
+        call.services.ledger.read_key, call.context, call.params["KeyId"], "DescribeKey"
+    )
+    call.key_arn = cmk.arn
+    return {"KeyMetadata": cmk.metadata()}
+
+
+async def list_keys(call: Call) -> dict[str, Any]:
+    ctx, limit = call.context, call.params.get("Limit", 100)
+    await call.services.views_current()
+    key_ids = await call.read(
+        call.services.view.list_keys,
+        ctx.account,
+        ctx.region,
+        after(call.params.get("Marker")),
+        limit + 1,
+    )
+    entries = [{"KeyId": k, "KeyArn": key_arn(ctx.region, ctx.account, k)} for k in key_ids]
+    return page(key_ids, limit, lambda k: k, "Keys", entries)
+
+
+async def enable_key(call: Call) -> dict[str, Any]:
+    call.key_arn = await call.command(call.services.ledger.enable_key, key_id=call.params["KeyId"])
+    return {}
+
+
+async def disable_key(call: Call) -> dict[str, Any]:
+    call.key_arn = await call.command(call.services.ledger.disable_key, key_id=call.params["KeyId"])
+    return {}
+
+
+async def update_key_description(call: Call) -> dict[str, Any]:
+    call.key_arn = await call.command(
+        call.services.ledger.update_key_description,
+        key_id=call.params["KeyId"],
+        description=call.params["Description"],
+    )
+    return {}
+
+
+async def get_key_policy(call: Call) -> dict[str, Any]:
+    name = call.params.get("PolicyName", DEFAULT_POLICY_NAME)
+    cmk = await call.read(
+        call.services.ledger.read_key, call.context, call.params["KeyId"], "GetKeyPolicy"
+    )
+    call.key_arn = cmk.arn
+    if name != DEFAULT_POLICY_NAME:
+        raise NotFoundError("No such policy exists")
+    return {"Policy": cmk.policy, "PolicyName": DEFAULT_POLICY_NAME}
+
+
+async def list_key_policies(call: Call) -> dict[str, Any]:
+    cmk = await call.read(
+        call.services.ledger.read_key, call.context, call.params["KeyId"], "ListKeyPolicies"
+    )
+    call.key_arn = cmk.arn
+    return {"PolicyNames": [DEFAULT_POLICY_NAME], "Truncated": False}
+
+
+OPERATIONS = {
+    "CreateKey": create_key,
+    "DescribeKey": describe_key,
+    "ListKeys": list_keys,
+    "EnableKey": enable_key,
+    "DisableKey": disable_key,
+    "UpdateKeyDescription": update_key_description,
+    "GetKeyPolicy": get_key_policy,
+    "ListKeyPolicies": list_key_policies,
+}

@@ -1,0 +1,85 @@
+"""What a request handler can reach: the ledgers, views and executors, and its Call."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+from api.sigv4 import SigV4Verifier
+from api.wire import WireModel
+from domain.usage import RequestRecorded
+from domain.values import RequestContext
+from eventstore.clock import Clock
+from eventstore.key_operations import KeyOperations
+from eventstore.ledger import Done, KeyLedger
+from eventstore.usage_ledger import UsageLedger
+from eventstore.writer import BatchWriter
+from projections.keys_view import KeysView
+from projections.runner import PollingRunner
+
+T = TypeVar("T")
+
+
+@dataclass
+class Services:
+    ledger: KeyLedger
+    usage: UsageLedger
+    keys: KeyOperations
+    view: KeysView
+    runner: PollingRunner
+    commands: BatchWriter[Callable[..., Any], Done]
+    records: BatchWriter[RequestRecorded, int]
+    readers: ThreadPoolExecutor
+    verifier: SigV4Verifier
+    wire: WireModel
+    clock: Clock
+    max_body_bytes: int
+
+    async def read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run a blocking read (aggregate load, view query) off the event loop."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.readers, functools.partial(fn, *args, **kwargs))
+
+    async def views_current(self) -> None:
+        """Read-your-writes for List operations: wait for the view to reach every
+        event this process has saved (a few milliseconds after a local write)."""
+        await self.runner.caught_up(self.ledger.last_saved_id)
+
+
+SERVICES = web.AppKey("services", Services)
+
+
+@dataclass
+class Call:
+    """One KMS request in flight: who made it, what it asked, and what it touched."""
+
+    services: Services
+    request_id: str
+    source_ip: str | None
+    user_agent: str | None
+    operation: str = "Unknown"
+    ctx: RequestContext | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    key_arn: str | None = None
+    recorded: bool = False  # True once the request's own events are durable
+
+    @property
+    def context(self) -> RequestContext:
+        if self.ctx is None:
+            raise RuntimeError("operations run only after authentication")
+        return self.ctx
+
+    async def command(self, method: Callable[..., T], **kwargs: Any) -> T:
+        """Run a KeyLedger command on the writer thread; its events are its record."""
+        done = await self.services.commands(functools.partial(method, ctx=self.context, **kwargs))
+        self.recorded = self.recorded or done.recorded
+        return done.value
+
+    async def read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return await self.services.read(fn, *args, **kwargs)

@@ -1,0 +1,1 @@
+"""Benchmark tooling: a SigV4-signing load generator for KMS-compatible endpoints."""

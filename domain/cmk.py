@@ -1,0 +1,228 @@
+"""The Cmk aggregate: one KMS key, its state, its material versions, tags and policy."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate
+
+from domain.errors import DisabledError, InvalidKeyUsageError, InvalidStateError, TagError
+from domain.values import (
+    AWS_KMS,
+    ENCRYPT_DECRYPT,
+    MAX_TAGS_PER_KEY,
+    SYMMETRIC_DEFAULT,
+    KeyState,
+    RequestContext,
+    key_arn,
+)
+
+# Operations KMS refuses on a key that is not Enabled (key-state table, "Encrypt,
+# Decrypt, ... GenerateDataKey*" row: https://docs.aws.amazon.com/kms/latest/developerguide/key-state.html).
+CRYPTO_OPERATIONS = frozenset(
+    {"Encrypt", "Decrypt", "ReEncrypt", "GenerateDataKey", "GenerateDataKeyWithoutPlaintext"}
+)
+
+
+class Cmk(Aggregate):
+    """A customer master key. Commands check the KMS rules, then record an event."""
+
+    TOPIC = "keyledger:Cmk"
+
+    class Event(Aggregate.Event):
+        TOPIC = "keyledger:Cmk.Event"
+        request: dict[str, Any] | None  # RequestContext.as_dict(); None for service events
+
+    class Created(Event, Aggregate.Created):
+        TOPIC = "keyledger:Cmk.Created"
+        account: str
+        region: str
+        key_spec: str
+        key_usage: str
+        origin: str
+        description: str
+        policy: str
+        tags: dict[str, str]
+        multi_region: bool
+        material_id: str
+        wrapped_material: bytes
+
+        def apply(self, cmk: Cmk) -> None:
+            cmk.account, cmk.region = self.account, self.region
+            cmk.key_spec, cmk.key_usage, cmk.origin = self.key_spec, self.key_usage, self.origin
+            cmk.description, cmk.policy = self.description, self.policy
+            cmk.tags = dict(self.tags)
+            cmk.multi_region = self.multi_region
+            cmk.state = KeyState.ENABLED
+            cmk.materials = {self.material_id: self.wrapped_material}
+            cmk.current_material_id = self.material_id
+
+    class Enabled(Event):
+        TOPIC = "keyledger:Cmk.Enabled"
+
+        def apply(self, cmk: Cmk) -> None:
+            cmk.state = KeyState.ENABLED
+
+    class Disabled(Event):
+        TOPIC = "keyledger:Cmk.Disabled"
+
+        def apply(self, cmk: Cmk) -> None:
+            cmk.state = KeyState.DISABLED
+
+    class DescriptionUpdated(Event):
+        TOPIC = "keyledger:Cmk.DescriptionUpdated"
+        description: str
+
+        def apply(self, cmk: Cmk) -> None:
+            cmk.description = self.description
+
+    class TagsChanged(Event):
+        TOPIC = "keyledger:Cmk.TagsChanged"
+        set_tags: dict[str, str]
+        removed_keys: list[str]
+
+        def apply(self, cmk: Cmk) -> None:
+            for key in self.removed_keys:
+                cmk.tags.pop(key, None)
+            cmk.tags.update(self.set_tags)
+
+    if TYPE_CHECKING:  # assigned by Created.apply; not dataclass fields of the aggregate
+        account: str
+        region: str
+        key_spec: str
+        key_usage: str
+        origin: str
+        description: str
+        policy: str
+        tags: dict[str, str]
+        multi_region: bool
+        state: KeyState
+        materials: dict[str, bytes]
+        current_material_id: str
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        key_id: UUID,
+        ctx: RequestContext,
+        now: datetime,
+        description: str,
+        policy: str,
+        tags: dict[str, str],
+        material_id: str,
+        wrapped_material: bytes,
+    ) -> Cmk:
+        """CreateKey for a symmetric AWS_KMS key; material is decided by the caller."""
+        check_tags_allowed(list(tags))
+        return cls._create(
+            cls.Created,
+            id=key_id,
+            timestamp=now,
+            request=ctx.as_dict(),
+            account=ctx.account,
+            region=ctx.region,
+            key_spec=SYMMETRIC_DEFAULT,
+            key_usage=ENCRYPT_DECRYPT,
+            origin=AWS_KMS,
+            description=description,
+            policy=policy,
+            tags=tags,
+            multi_region=False,
+            material_id=material_id,
+            wrapped_material=wrapped_material,
+        )
+
+    @property
+    def arn(self) -> str:
+        return key_arn(self.region, self.account, str(self.id))
+
+    # -- rules ---------------------------------------------------------------------
+
+    def check_usable_for(self, operation: str) -> None:
+        """KMS key-state table: cryptographic operations need an Enabled key."""
+        if self.state is KeyState.DISABLED:
+            raise DisabledError(f"{self.arn} is disabled.")
+        self.check_not_pending()
+        if self.key_usage != ENCRYPT_DECRYPT and operation in CRYPTO_OPERATIONS:
+            raise InvalidKeyUsageError(
+                f"{self.arn} key usage is {self.key_usage} which is not valid for {operation}."
+            )
+
+    def check_not_pending(self) -> None:
+        if self.state is KeyState.PENDING_DELETION:
+            raise InvalidStateError(f"{self.arn} is pending deletion.")
+        if self.state is KeyState.PENDING_IMPORT:
+            raise InvalidStateError(f"{self.arn} is pending import.")
+
+    # -- commands ------------------------------------------------------------------
+
+    def enable(self, ctx: RequestContext, now: datetime) -> None:
+        self.check_not_pending()
+        if self.state is not KeyState.ENABLED:
+            self.trigger_event(self.Enabled, timestamp=now, request=ctx.as_dict())
+
+    def disable(self, ctx: RequestContext, now: datetime) -> None:
+        self.check_not_pending()
+        if self.state is not KeyState.DISABLED:
+            self.trigger_event(self.Disabled, timestamp=now, request=ctx.as_dict())
+
+    def update_description(self, description: str, ctx: RequestContext, now: datetime) -> None:
+        self.check_not_pending()
+        self.trigger_event(
+            self.DescriptionUpdated, timestamp=now, request=ctx.as_dict(), description=description
+        )
+
+    def tag(self, tags: dict[str, str], ctx: RequestContext, now: datetime) -> None:
+        """TagResource: new values replace old ones; 50 tags per key at most."""
+        self.check_not_pending()
+        check_tags_allowed(list(tags))
+        if len(set(self.tags) | set(tags)) > MAX_TAGS_PER_KEY:
+            raise TagError("Too many tags")
+        self.trigger_event(
+            self.TagsChanged, timestamp=now, request=ctx.as_dict(), set_tags=tags, removed_keys=[]
+        )
+
+    def untag(self, tag_keys: list[str], ctx: RequestContext, now: datetime) -> None:
+        self.check_not_pending()
+        if any(key.startswith("aws:") for key in tag_keys):
+            raise TagError("Tags beginning with aws: are reserved")
+        self.trigger_event(
+            self.TagsChanged,
+            timestamp=now,
+            request=ctx.as_dict(),
+            set_tags={},
+            removed_keys=list(dict.fromkeys(tag_keys)),
+        )
+
+    # -- queries -------------------------------------------------------------------
+
+    def metadata(self) -> dict[str, Any]:
+        """DescribeKey's KeyMetadata, with AWS's member names."""
+        return {
+            "AWSAccountId": self.account,
+            "KeyId": str(self.id),
+            "Arn": self.arn,
+            "CreationDate": self.created_on,
+            "Enabled": self.state is KeyState.ENABLED,
+            "Description": self.description,
+            "KeyUsage": self.key_usage,
+            "KeyState": self.state.value,
+            "Origin": self.origin,
+            "KeyManager": "CUSTOMER",
+            "CustomerMasterKeySpec": self.key_spec,
+            "KeySpec": self.key_spec,
+            "EncryptionAlgorithms": [SYMMETRIC_DEFAULT],
+            "MultiRegion": self.multi_region,
+            "CurrentKeyMaterialId": self.current_material_id,
+        }
+
+
+def check_tags_allowed(tag_keys: list[str]) -> None:
+    """TagResource rules (AWS texts): reserved prefix and duplicates in one request."""
+    if any(key.startswith("aws:") for key in tag_keys):
+        raise TagError("Tags beginning with aws: are reserved")
+    if len(set(tag_keys)) != len(tag_keys):
+        raise TagError("Duplicate tag keys")

@@ -1,0 +1,133 @@
+"""The one error tree: every failure a client can see, with AWS KMS's wire code."""
+
+from __future__ import annotations
+
+
+class KmsError(Exception):
+    """A failure answered to the client as HTTP 400 ``{"__type": code, "message": ...}``."""
+
+    code = "KMSInternalException"
+    status = 400
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+
+
+# Request shape and protocol (AWS JSON 1.1 common errors).
+class ValidationError(KmsError):
+    code = "ValidationException"
+
+
+class SerializationError(KmsError):
+    code = "SerializationException"
+
+
+class UnknownOperationError(KmsError):
+    code = "UnknownOperationException"
+
+
+class RequestTooLargeError(KmsError):
+    code = "RequestEntityTooLargeException"
+    status = 413
+
+
+# Authentication (SigV4), https://docs.aws.amazon.com/IAM/latest/UserGuide/signature-v4-troubleshooting.html
+class MissingAuthenticationTokenError(KmsError):
+    code = "MissingAuthenticationTokenException"
+    status = 403
+
+
+class IncompleteSignatureError(KmsError):
+    code = "IncompleteSignatureException"
+
+
+class InvalidSignatureError(KmsError):
+    code = "InvalidSignatureException"
+
+
+class UnrecognizedClientError(KmsError):
+    code = "UnrecognizedClientException"
+
+
+class AccessDeniedError(KmsError):
+    code = "AccessDeniedException"
+
+
+# KMS modelled exceptions (botocore kms/2014-11-01 service model).
+class NotFoundError(KmsError):
+    code = "NotFoundException"
+
+
+class DisabledError(KmsError):
+    code = "DisabledException"
+
+
+class InvalidStateError(KmsError):
+    code = "KMSInvalidStateException"
+
+
+class InvalidCiphertextError(KmsError):
+    """Never carries detail: a tampered blob and a wrong context look the same."""
+
+    code = "InvalidCiphertextException"
+
+    def __init__(self) -> None:
+        super().__init__("")
+
+
+class IncorrectKeyError(KmsError):
+    code = "IncorrectKeyException"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The key ID in the request does not identify a CMK that can perform this operation."
+        )
+
+
+class InvalidKeyUsageError(KmsError):
+    code = "InvalidKeyUsageException"
+
+
+class AlreadyExistsError(KmsError):
+    code = "AlreadyExistsException"
+
+
+class InvalidAliasNameError(KmsError):
+    code = "InvalidAliasNameException"
+
+
+class InvalidMarkerError(KmsError):
+    code = "InvalidMarkerException"
+
+
+class InvalidArnError(KmsError):
+    code = "InvalidArnException"
+
+
+class TagError(KmsError):
+    code = "TagException"
+
+
+class LimitExceededError(KmsError):
+    code = "LimitExceededException"
+
+
+class MalformedPolicyDocumentError(KmsError):
+    code = "MalformedPolicyDocumentException"
+
+
+class UnsupportedOperationError(KmsError):
+    code = "UnsupportedOperationException"
+
+
+class DryRunOperationError(KmsError):
+    code = "DryRunOperationException"
+
+    def __init__(self) -> None:
+        super().__init__("The request would have succeeded, but the DryRun option is set.")
+
+
+class InternalError(KmsError):
+    code = "KMSInternalException"
+    status = 500

@@ -1,0 +1,147 @@
+"""KMS vocabulary: key states, specs, ARNs, identifiers and the request context."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+from typing import Any
+
+from domain.errors import InvalidAliasNameError, NotFoundError, ValidationError
+
+
+class KeyState(StrEnum):
+    ENABLED = "Enabled"
+    DISABLED = "Disabled"
+    PENDING_DELETION = "PendingDeletion"
+    PENDING_IMPORT = "PendingImport"
+    DELETED = "Deleted"  # internal: AWS answers NotFoundException for a deleted key
+
+
+SYMMETRIC_DEFAULT = "SYMMETRIC_DEFAULT"
+ENCRYPT_DECRYPT = "ENCRYPT_DECRYPT"
+AWS_KMS = "AWS_KMS"
+DEFAULT_POLICY_NAME = "default"
+
+# KMS quotas that botocore does not check client-side
+# (https://docs.aws.amazon.com/kms/latest/developerguide/resource-limits.html).
+MAX_TAGS_PER_KEY = 50
+MAX_POLICY_BYTES = 32 * 1024
+DATA_KEY_BYTES = {"AES_128": 16, "AES_256": 32}
+
+_UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+_KEY_ARN_RE = re.compile(r"^arn:(aws[a-z-]*):kms:([a-z0-9-]+):(\d{12}):key/(.+)$")
+_ALIAS_ARN_RE = re.compile(r"^arn:(aws[a-z-]*):kms:([a-z0-9-]+):(\d{12}):(alias/.+)$")
+_ALIAS_NAME_RE = re.compile(r"^alias/[a-zA-Z0-9/_-]+$")
+RESERVED_ALIAS_PREFIX = "alias/aws/"
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    """Who asked, from where, and when: stamped on every event and usage record."""
+
+    principal: str | None
+    account: str
+    region: str
+    request_id: str
+    source_ip: str | None = None
+    user_agent: str | None = None
+    access_key_id: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RequestContext:
+        return cls(**data)
+
+
+def key_arn(region: str, account: str, key_id: str) -> str:
+    return f"arn:aws:kms:{region}:{account}:key/{key_id}"
+
+
+def alias_arn(region: str, account: str, alias_name: str) -> str:
+    return f"arn:aws:kms:{region}:{account}:{alias_name}"
+
+
+@dataclass(frozen=True)
+class KeyRef:
+    """A KeyId parameter, parsed: a key (id or ARN) or an alias (name or ARN)."""
+
+    account: str
+    region: str
+    key_id: str | None = None
+    alias_name: str | None = None
+
+    @property
+    def arn(self) -> str:
+        if self.alias_name is not None:
+            return alias_arn(self.region, self.account, self.alias_name)
+        return key_arn(self.region, self.account, self.key_id or "")
+
+
+def parse_key_ref(value: str, ctx: RequestContext, *, allow_alias: bool = True) -> KeyRef:
+    """Parse a KeyId the way KMS does (DescribeKey "KeyId" parameter docs).
+
+    A key ARN of another region answers "Invalid arn <region>" as AWS does.
+    """
+    if value.startswith("arn:"):
+        return _parse_arn(value, ctx, allow_alias=allow_alias)
+    if value.startswith("alias/"):
+        if not allow_alias:
+            raise NotFoundError(f"Invalid keyId '{value}'")
+        return KeyRef(ctx.account, ctx.region, alias_name=value)
+    if not _UUID_RE.match(value):
+        raise NotFoundError(f"Invalid keyId '{value}'")
+    return KeyRef(ctx.account, ctx.region, key_id=value)
+
+
+def _parse_arn(value: str, ctx: RequestContext, *, allow_alias: bool) -> KeyRef:
+    key_match = _KEY_ARN_RE.match(value)
+    alias_match = _ALIAS_ARN_RE.match(value) if allow_alias else None
+    match = key_match or alias_match
+    if match is None:
+        raise NotFoundError(f"Invalid arn {value}")
+    _, region, account, rest = match.groups()
+    if region != ctx.region:
+        raise NotFoundError(f"Invalid arn {region}")
+    if key_match:
+        if not _UUID_RE.match(rest):
+            raise NotFoundError(f"Invalid keyId '{rest}'")
+        return KeyRef(account, region, key_id=rest)
+    return KeyRef(account, region, alias_name=rest)
+
+
+def check_alias_name(name: str, *, creating: bool) -> None:
+    """Alias naming rules (https://docs.aws.amazon.com/kms/latest/developerguide/alias-about.html)."""
+    if not name.startswith("alias/"):
+        raise ValidationError(
+            'Alias must start with the prefix "alias/". Please see '
+            "https://docs.aws.amazon.com/kms/latest/developerguide/kms-alias.html"
+        )
+    if not _ALIAS_NAME_RE.match(name):
+        raise InvalidAliasNameError(f"{name} contains invalid characters for an alias")
+    if creating and name.startswith(RESERVED_ALIAS_PREFIX):
+        raise InvalidAliasNameError(
+            f"{name} must not begin with {RESERVED_ALIAS_PREFIX}: that prefix is reserved "
+            "for AWS managed keys"
+        )
+
+
+def default_key_policy(account: str) -> str:
+    """The policy AWS gives a key created without one (key-policy-default)."""
+    return (
+        "{\n"
+        '  "Version" : "2012-10-17",\n'
+        '  "Id" : "key-default-1",\n'
+        '  "Statement" : [ {\n'
+        '    "Sid" : "Enable IAM User Permissions",\n'
+        '    "Effect" : "Allow",\n'
+        '    "Principal" : {\n'
+        f'      "AWS" : "arn:aws:iam::{account}:root"\n'
+        "    },\n"
+        '    "Action" : "kms:*",\n'
+        '    "Resource" : "*"\n'
+        "  } ]\n"
+        "}"
+    )

@@ -1,0 +1,1 @@
+"""Write side: the ledgers, the keystore and their writers."""

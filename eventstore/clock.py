@@ -1,0 +1,30 @@
+"""The one clock: everything that needs the time is handed one of these."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def __call__(self) -> datetime: ...
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+class FixedClock:
+    """A clock that moves only when told; used by tests and by the dev clock."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.now = start or datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> datetime:
+        from datetime import timedelta
+
+        self.now += timedelta(seconds=seconds)
+        return self.now

@@ -1,0 +1,119 @@
+"""Cryptographic operations on symmetric keys: they read the write model, change nothing."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidTag
+
+from domain import crypto
+from domain.cmk import Cmk
+from domain.errors import (
+    IncorrectKeyError,
+    InternalError,
+    InvalidCiphertextError,
+    InvalidKeyUsageError,
+)
+from domain.values import SYMMETRIC_DEFAULT, RequestContext
+from eventstore.keystore import WrappingKeyMissing
+from eventstore.ledger import MATERIAL_PURPOSE, KeyLedger
+
+log = logging.getLogger("keyledger.crypto")
+Context = Mapping[str, str] | None
+
+
+@dataclass(frozen=True)
+class Sealed:
+    blob: bytes
+    key_arn: str
+    material_id: str
+
+
+@dataclass(frozen=True)
+class Opened:
+    plaintext: bytes
+    key_arn: str
+    material_id: str
+
+
+class KeyOperations:
+    """Encrypt, Decrypt, ReEncrypt and data keys (KMS cryptographic-details pages)."""
+
+    def __init__(self, ledger: KeyLedger) -> None:
+        self.ledger = ledger
+
+    def encrypt(
+        self, ctx: RequestContext, key_id: str, plaintext: bytes, context: Context, op: str
+    ) -> Sealed:
+        cmk = self.usable_key(ctx, key_id, op)
+        return self.seal(cmk, plaintext, context)
+
+    def usable_key(self, ctx: RequestContext, key_id: str, op: str) -> Cmk:
+        cmk = self.ledger.read_key(ctx, key_id, op)
+        cmk.check_usable_for(op)
+        return cmk
+
+    def seal(self, cmk: Cmk, plaintext: bytes, context: Context) -> Sealed:
+        material_id = cmk.current_material_id
+        material = self._material(cmk, material_id)
+        blob = crypto.seal(material, cmk.id, material_id, plaintext, context)
+        return Sealed(blob, cmk.arn, material_id)
+
+    def decrypt(
+        self,
+        ctx: RequestContext,
+        blob: bytes,
+        context: Context,
+        key_id: str | None,
+        op: str = "Decrypt",
+    ) -> Opened:
+        """The key comes from the blob; a KeyId, if given, must name that same key."""
+        header = crypto.parse_header(blob)
+        cmk = self.source_key(ctx, header, key_id, op)
+        if header.material_id not in cmk.materials:
+            raise InvalidCiphertextError
+        material = self._material(cmk, header.material_id)
+        plaintext = crypto.open_blob(material, header, blob, context)
+        return Opened(plaintext, cmk.arn, header.material_id)
+
+    def source_key(
+        self, ctx: RequestContext, header: crypto.BlobHeader, key_id: str | None, op: str
+    ) -> Cmk:
+        cmk = self.ledger.read_key(ctx, str(header.key_id), op)
+        if key_id is not None:
+            named = self.ledger.read_key(ctx, key_id, op)
+            if named.id != cmk.id:
+                raise IncorrectKeyError
+        cmk.check_usable_for(op)
+        return cmk
+
+    def generate_data_key(
+        self, ctx: RequestContext, key_id: str, size: int, context: Context, op: str
+    ) -> tuple[bytes, Sealed]:
+        cmk = self.usable_key(ctx, key_id, op)
+        data_key = os.urandom(size)
+        return data_key, self.seal(cmk, data_key, context)
+
+    def _material(self, cmk: Cmk, material_id: str) -> bytes:
+        try:
+            wrapping_key = self.ledger.keystore.wrapping_key(cmk.id, material_id)
+            return crypto.unwrap(
+                wrapping_key,
+                cmk.materials[material_id],
+                crypto.material_aad(MATERIAL_PURPOSE, cmk.id, material_id),
+            )
+        except (WrappingKeyMissing, InvalidTag):
+            # A store fault, not a caller fault: say nothing about the material.
+            log.error("material %s of %s cannot be unwrapped", material_id, cmk.arn)
+            raise InternalError("An internal error occurred.") from None
+
+
+def check_algorithm(cmk: Cmk, algorithm: str | None) -> None:
+    """Symmetric keys take only SYMMETRIC_DEFAULT (key spec table in the KMS guide)."""
+    if algorithm not in (None, SYMMETRIC_DEFAULT):
+        raise InvalidKeyUsageError(
+            f"Algorithm {algorithm} is incompatible with key spec {cmk.key_spec}."
+        )

@@ -1,0 +1,83 @@
+"""Per-material wrapping keys: mutable, deletable, themselves wrapped by the root key."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from uuid import UUID
+
+from domain.crypto import material_aad, unwrap, wrap
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS wrapping_keys (
+    material_id TEXT PRIMARY KEY,
+    key_id TEXT NOT NULL,
+    wrapped BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS wrapping_keys_by_key ON wrapping_keys (key_id);
+"""
+_PURPOSE = b"wrapping-key"
+
+
+class WrappingKeyMissing(LookupError):
+    """The wrapping key of a material version is gone (destroyed, or never stored)."""
+
+
+class Keystore:
+    """The middle of the key hierarchy (root key -> wrapping key -> key material).
+
+    Destroying a key's rows is crypto-shredding: the wrapped material left in the
+    immutable event log can no longer be unwrapped. secure_delete zeroes freed pages
+    and a truncating WAL checkpoint drops old page images
+    (https://sqlite.org/pragma.html#pragma_secure_delete).
+    """
+
+    def __init__(self, path: str, root_key: bytes) -> None:
+        self._root_key = root_key
+        self._lock = threading.Lock()
+        self._cache: dict[str, bytes] = {}
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        for pragma in ("journal_mode=WAL", "synchronous=FULL", "secure_delete=ON"):
+            self._db.execute(f"PRAGMA {pragma}")
+        self._db.executescript(_SCHEMA)
+
+    def __repr__(self) -> str:
+        return "Keystore(<redacted>)"
+
+    def new_wrapping_key(self, key_id: UUID, material_id: str) -> bytes:
+        """Generate, durably store (wrapped) and return a fresh wrapping key."""
+        wrapping_key = os.urandom(32)
+        wrapped = wrap(self._root_key, wrapping_key, material_aad(_PURPOSE, key_id, material_id))
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO wrapping_keys VALUES (?, ?, ?)", (material_id, str(key_id), wrapped)
+            )
+            self._cache[material_id] = wrapped
+        return wrapping_key
+
+    def wrapping_key(self, key_id: UUID, material_id: str) -> bytes:
+        wrapped = self._cache.get(material_id) or self._load(material_id)
+        return unwrap(self._root_key, wrapped, material_aad(_PURPOSE, key_id, material_id))
+
+    def _load(self, material_id: str) -> bytes:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT wrapped FROM wrapping_keys WHERE material_id = ?", (material_id,)
+            ).fetchone()
+            if row is None:
+                raise WrappingKeyMissing(material_id)
+            self._cache[material_id] = row[0]
+            return bytes(row[0])
+
+    def destroy(self, key_id: UUID) -> int:
+        """Delete every wrapping key of a key; idempotent. Returns rows removed."""
+        with self._lock:
+            cursor = self._db.execute("DELETE FROM wrapping_keys WHERE key_id = ?", (str(key_id),))
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._cache.clear()
+            return cursor.rowcount
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

@@ -1,0 +1,294 @@
+"""KeyLedger: the event-sourced write model of CMKs and aliases, one method per KMS command."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from uuid import UUID, uuid4
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import IntegrityError, JSONTranscoder
+
+from domain.alias import Alias
+from domain.cmk import Cmk
+from domain.crypto import material_aad, wrap
+from domain.errors import (
+    AccessDeniedError,
+    InternalError,
+    InvalidStateError,
+    KmsError,
+    NotFoundError,
+)
+from domain.values import (
+    KeyState,
+    RequestContext,
+    check_alias_name,
+    default_key_policy,
+    key_arn,
+    parse_key_ref,
+)
+from eventstore.clock import Clock
+from eventstore.keystore import Keystore
+from eventstore.transcodings import BytesAsBase64
+
+log = logging.getLogger("keyledger.ledger")
+T = TypeVar("T")
+Job = Callable[["UnitOfWork"], Any]
+MATERIAL_PURPOSE = b"key-material"
+
+
+@dataclass(frozen=True)
+class Done:
+    """A command's outcome: its value and whether it recorded events (its audit record)."""
+
+    value: Any
+    recorded: bool
+
+
+class UnitOfWork:
+    """Aggregates loaded by the commands of one batch, saved together in one transaction.
+
+    Commands of one batch that touch the same aggregate share one instance, so they
+    append consecutive versions instead of conflicting with each other.
+    """
+
+    def __init__(self, ledger: KeyLedger) -> None:
+        self.ledger = ledger
+        self.now = ledger.clock()
+        self._loaded: dict[UUID, Aggregate | None] = {}
+
+    def get(self, aggregate_id: UUID) -> Aggregate | None:
+        if aggregate_id not in self._loaded:
+            self._loaded[aggregate_id] = self.ledger.load(aggregate_id)
+        return self._loaded[aggregate_id]
+
+    def add(self, aggregate: Aggregate) -> None:
+        self._loaded[aggregate.id] = aggregate
+
+    def pending_count(self) -> int:
+        return sum(len(a.pending_events) for a in self._loaded.values() if a is not None)
+
+    def aggregates(self) -> list[Aggregate]:
+        return [a for a in self._loaded.values() if a is not None and a.pending_events]
+
+
+class KeyLedger(Application):
+    """CMKs and aliases. Commands run on the writer thread through ``run_batch``."""
+
+    name = "KeyLedger"
+
+    def __init__(self, env: dict[str, str], keystore: Keystore, clock: Clock) -> None:
+        self.keystore = keystore
+        self.clock = clock
+        self.last_saved_id = 0
+        self.listeners: list[Callable[[int], None]] = []
+        super().__init__(env)
+
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
+        super().register_transcodings(transcoder)
+        transcoder.register(BytesAsBase64())
+
+    # -- batches -------------------------------------------------------------------
+
+    def run_batch(self, jobs: Sequence[Job]) -> list[Done | BaseException]:
+        """Run jobs in one unit of work and save once; fall back to one by one when a
+        job misbehaves or the save conflicts with another process."""
+        uow = UnitOfWork(self)
+        outcomes: list[Done | BaseException] = []
+        for job in jobs:
+            before = uow.pending_count()
+            try:
+                value = job(uow)
+            except Exception as error:  # noqa: BLE001 - handed to that job's waiter
+                if uow.pending_count() != before or not isinstance(error, KmsError):
+                    return [self.run_alone(job) for job in jobs]
+                outcomes.append(error)
+            else:
+                outcomes.append(Done(value, uow.pending_count() != before))
+        try:
+            self._save_all(uow)
+        except IntegrityError:
+            return [self.run_alone(job) for job in jobs]
+        return outcomes
+
+    def run_alone(self, job: Job, attempts: int = 5) -> Done | BaseException:
+        for _ in range(attempts):
+            uow = UnitOfWork(self)
+            try:
+                value = job(uow)
+                recorded = uow.pending_count() > 0
+                self._save_all(uow)
+            except IntegrityError:
+                continue
+            except Exception as error:  # noqa: BLE001 - handed to the waiter
+                return error
+            return Done(value, recorded)
+        return InternalError("The request conflicted with concurrent changes; retry it.")
+
+    def run(self, job: Job) -> Any:
+        """Run one command now (tests and admin tools); raises its KMS error."""
+        outcome = self.run_alone(job)
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome.value
+
+    def _save_all(self, uow: UnitOfWork) -> None:
+        aggregates = uow.aggregates()
+        if not aggregates:
+            return
+        recordings = self.save(*aggregates)
+        if recordings:
+            self.last_saved_id = max(self.last_saved_id, recordings[-1].notification.id)
+            for listener in self.listeners:
+                listener(self.last_saved_id)
+
+    def load(self, aggregate_id: UUID) -> Aggregate | None:
+        try:
+            return self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            return None
+
+    # -- resolving KeyId parameters ------------------------------------------------
+
+    def resolve(
+        self,
+        get: Callable[[UUID], Aggregate | None],
+        ctx: RequestContext,
+        key_id: str,
+        operation: str,
+        *,
+        allow_alias: bool = True,
+    ) -> Cmk:
+        """A KeyId (id, key ARN, alias name, alias ARN) to the key, with AWS's errors."""
+        ref = parse_key_ref(key_id, ctx, allow_alias=allow_alias)
+        if ref.alias_name is not None:
+            alias = get(Alias.id_for(ref.account, ref.region, ref.alias_name))
+            if ref.account != ctx.account or not isinstance(alias, Alias) or alias.deleted:
+                raise NotFoundError(f"Alias {ref.arn} is not found.")
+            uuid = UUID(alias.target_key_id)
+        else:
+            uuid = UUID(ref.key_id)
+        cmk = get(uuid)
+        if not isinstance(cmk, Cmk) or (cmk.account, cmk.region) != (ref.account, ref.region):
+            missing = key_arn(ref.region, ref.account, str(uuid))
+            raise NotFoundError(f"Key '{missing}' does not exist")
+        if cmk.state is KeyState.DELETED:
+            raise NotFoundError(f"Key '{cmk.arn}' does not exist")
+        if cmk.account != ctx.account:
+            # Until key policies land, a principal may use only its own account's keys.
+            raise AccessDeniedError(
+                f"User: {ctx.principal} is not authorized to perform: kms:{operation} on "
+                f"resource: {cmk.arn} because no resource-based policy allows the "
+                f"kms:{operation} action"
+            )
+        return cmk
+
+    def read_key(self, ctx: RequestContext, key_id: str, operation: str) -> Cmk:
+        return self.resolve(self.load, ctx, key_id, operation)
+
+    # -- commands (run with a UnitOfWork on the writer thread) ---------------------
+
+    def create_key(
+        self,
+        uow: UnitOfWork,
+        ctx: RequestContext,
+        description: str,
+        policy: str | None,
+        tags: dict[str, str],
+    ) -> dict[str, Any]:
+        key_id, material_id = uuid4(), os.urandom(32).hex()
+        wrapping_key = self.keystore.new_wrapping_key(key_id, material_id)
+        wrapped = wrap(
+            wrapping_key, os.urandom(32), material_aad(MATERIAL_PURPOSE, key_id, material_id)
+        )
+        cmk = Cmk.create(
+            key_id=key_id,
+            ctx=ctx,
+            now=uow.now,
+            description=description,
+            policy=policy or default_key_policy(ctx.account),
+            tags=tags,
+            material_id=material_id,
+            wrapped_material=wrapped,
+        )
+        uow.add(cmk)
+        return cmk.metadata()
+
+    def enable_key(self, uow: UnitOfWork, ctx: RequestContext, key_id: str) -> str:
+        cmk = self.resolve(uow.get, ctx, key_id, "EnableKey", allow_alias=False)
+        cmk.enable(ctx, uow.now)
+        return cmk.arn
+
+    def disable_key(self, uow: UnitOfWork, ctx: RequestContext, key_id: str) -> str:
+        cmk = self.resolve(uow.get, ctx, key_id, "DisableKey", allow_alias=False)
+        cmk.disable(ctx, uow.now)
+        return cmk.arn
+
+    def update_key_description(
+        self, uow: UnitOfWork, ctx: RequestContext, key_id: str, description: str
+    ) -> str:
+        cmk = self.resolve(uow.get, ctx, key_id, "UpdateKeyDescription", allow_alias=False)
+        cmk.update_description(description, ctx, uow.now)
+        return cmk.arn
+
+    def tag_resource(
+        self, uow: UnitOfWork, ctx: RequestContext, key_id: str, tags: dict[str, str]
+    ) -> str:
+        cmk = self.resolve(uow.get, ctx, key_id, "TagResource", allow_alias=False)
+        cmk.tag(tags, ctx, uow.now)
+        return cmk.arn
+
+    def untag_resource(
+        self, uow: UnitOfWork, ctx: RequestContext, key_id: str, tag_keys: list[str]
+    ) -> str:
+        cmk = self.resolve(uow.get, ctx, key_id, "UntagResource", allow_alias=False)
+        cmk.untag(tag_keys, ctx, uow.now)
+        return cmk.arn
+
+    def create_alias(
+        self, uow: UnitOfWork, ctx: RequestContext, alias_name: str, target_key_id: str
+    ) -> str:
+        check_alias_name(alias_name, creating=True)
+        cmk = self._alias_target(uow, ctx, target_key_id, "CreateAlias")
+        existing = uow.get(Alias.id_for(ctx.account, ctx.region, alias_name))
+        if isinstance(existing, Alias):
+            existing.recreate(str(cmk.id), ctx, uow.now)
+        else:
+            uow.add(Alias.create(alias_name, str(cmk.id), ctx, uow.now))
+        return cmk.arn
+
+    def update_alias(
+        self, uow: UnitOfWork, ctx: RequestContext, alias_name: str, target_key_id: str
+    ) -> str:
+        check_alias_name(alias_name, creating=True)
+        alias = self._existing_alias(uow, ctx, alias_name)
+        cmk = self._alias_target(uow, ctx, target_key_id, "UpdateAlias")
+        alias.retarget(str(cmk.id), ctx, uow.now)
+        return cmk.arn
+
+    def delete_alias(self, uow: UnitOfWork, ctx: RequestContext, alias_name: str) -> str:
+        check_alias_name(alias_name, creating=False)
+        alias = self._existing_alias(uow, ctx, alias_name)
+        alias.delete(ctx, uow.now)
+        return key_arn(ctx.region, ctx.account, alias.target_key_id)
+
+    def _existing_alias(self, uow: UnitOfWork, ctx: RequestContext, alias_name: str) -> Alias:
+        alias = uow.get(Alias.id_for(ctx.account, ctx.region, alias_name))
+        if not isinstance(alias, Alias) or alias.deleted:
+            arn = f"arn:aws:kms:{ctx.region}:{ctx.account}:{alias_name}"
+            raise NotFoundError(f"Alias {arn} is not found.")
+        return alias
+
+    def _alias_target(
+        self, uow: UnitOfWork, ctx: RequestContext, target_key_id: str, operation: str
+    ) -> Cmk:
+        """Aliases point at customer keys by id or key ARN, never at another alias;
+        a key pending deletion cannot become a target (key-state table)."""
+        cmk = self.resolve(uow.get, ctx, target_key_id, operation, allow_alias=False)
+        if cmk.state is KeyState.PENDING_DELETION:
+            raise InvalidStateError(f"{cmk.arn} is pending deletion.")
+        return cmk

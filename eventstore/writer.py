@@ -1,0 +1,86 @@
+"""One writer thread per ledger with group commit: many requests, one transaction."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from typing import Generic, TypeVar
+
+log = logging.getLogger("keyledger.writer")
+J = TypeVar("J")
+R = TypeVar("R")
+_STOP = object()
+
+
+class BatchWriter(Generic[J, R]):
+    """Feeds queued jobs, in batches, to ``commit`` on a dedicated thread.
+
+    ``commit(jobs)`` returns one outcome per job (a value, or the exception that job
+    raised) only after the batch is durable, so each waiting request is answered after
+    its own write is on disk; meanwhile the next batch queues up (group commit).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        commit: Callable[[Sequence[J]], Sequence[R | BaseException]],
+        max_batch: int = 256,
+    ) -> None:
+        self._commit = commit
+        self._max_batch = max_batch
+        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self.batches = 0
+        self.jobs = 0
+        self._thread = threading.Thread(target=self._run, name=f"writer-{name}", daemon=True)
+        self._thread.start()
+
+    def submit(self, job: J) -> Future[R]:
+        future: Future[R] = Future()
+        self._queue.put((job, future))
+        return future
+
+    async def __call__(self, job: J) -> R:
+        return await asyncio.wrap_future(self.submit(job))
+
+    def close(self) -> None:
+        self._queue.put(_STOP)
+        self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            batch, stop = self._take_batch()
+            if batch:
+                self._process(batch)
+            if stop:
+                return
+
+    def _take_batch(self) -> tuple[list[tuple[J, Future[R]]], bool]:
+        item = self._queue.get()
+        batch: list[tuple[J, Future[R]]] = []
+        while item is not _STOP:
+            batch.append(item)  # type: ignore[arg-type]
+            if len(batch) >= self._max_batch:
+                return batch, False
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return batch, False
+        return batch, True
+
+    def _process(self, batch: list[tuple[J, Future[R]]]) -> None:
+        self.batches += 1
+        self.jobs += len(batch)
+        try:
+            outcomes = self._commit([job for job, _ in batch])
+        except BaseException as error:
+            log.exception("batch of %d failed", len(batch))
+            outcomes = [error] * len(batch)
+        for (_, future), outcome in zip(batch, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                future.set_exception(outcome)
+            else:
+                future.set_result(outcome)

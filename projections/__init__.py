@@ -1,0 +1,1 @@
+"""Read side: projections and the views they keep."""

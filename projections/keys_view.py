@@ -1,0 +1,159 @@
+"""The keys, aliases and tags view behind ListKeys, ListAliases and ListResourceTags."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from functools import singledispatch
+from typing import Any
+
+from eventsourcing.persistence import Tracking
+from eventsourcing.sqlite import SQLiteCursor, SQLiteTrackingRecorder
+
+from domain.alias import Alias
+from domain.cmk import Cmk
+
+_TABLES = [
+    "CREATE TABLE IF NOT EXISTS keys (key_id TEXT PRIMARY KEY, account TEXT NOT NULL, "
+    "region TEXT NOT NULL, state TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS keys_by_owner ON keys (account, region, key_id)",
+    "CREATE TABLE IF NOT EXISTS aliases (alias_id TEXT PRIMARY KEY, account TEXT NOT NULL, "
+    "region TEXT NOT NULL, name TEXT NOT NULL, target_key_id TEXT, created REAL NOT NULL, "
+    "updated REAL NOT NULL)",
+    "CREATE UNIQUE INDEX IF NOT EXISTS aliases_by_name ON aliases (account, region, name)",
+    "CREATE INDEX IF NOT EXISTS aliases_by_target ON aliases (target_key_id, name)",
+    "CREATE TABLE IF NOT EXISTS tags (key_id TEXT NOT NULL, tag_key TEXT NOT NULL, "
+    "tag_value TEXT NOT NULL, PRIMARY KEY (key_id, tag_key))",
+]
+
+
+class KeysView(SQLiteTrackingRecorder):
+    """View rows and the tracking position commit in one transaction, so each event
+    takes effect exactly once, and a restart resumes from the recorded position."""
+
+    def construct_create_table_statements(self) -> list[str]:
+        return super().construct_create_table_statements() + _TABLES
+
+    def process(self, events: Sequence[Any], tracking: Tracking) -> None:
+        with self.datastore.transaction(commit=True) as cursor:
+            for event in events:
+                project(event, cursor)
+            self._insert_tracking(cursor, tracking)
+
+    def position(self, application_name: str) -> int:
+        return self.max_tracking_id(application_name) or 0
+
+    def list_keys(self, account: str, region: str, after: str, limit: int) -> list[str]:
+        return self._column(
+            "SELECT key_id FROM keys WHERE account = ? AND region = ? AND key_id > ? "
+            "ORDER BY key_id LIMIT ?",
+            (account, region, after, limit),
+        )
+
+    def list_aliases(
+        self, account: str, region: str, key_id: str | None, after: str, limit: int
+    ) -> list[dict[str, Any]]:
+        with self.datastore.transaction(commit=False) as cursor:
+            cursor.execute(
+                "SELECT name, target_key_id, created, updated FROM aliases "
+                "WHERE account = ? AND region = ? AND name > ? AND target_key_id IS NOT NULL "
+                "AND (? IS NULL OR target_key_id = ?) ORDER BY name LIMIT ?",
+                (account, region, after, key_id, key_id, limit),
+            )
+            return [dict(row) for row in cursor.fetchall()]
+
+    def list_tags(self, key_id: str, after: str, limit: int) -> list[tuple[str, str]]:
+        with self.datastore.transaction(commit=False) as cursor:
+            cursor.execute(
+                "SELECT tag_key, tag_value FROM tags WHERE key_id = ? AND tag_key > ? "
+                "ORDER BY tag_key LIMIT ?",
+                (key_id, after, limit),
+            )
+            return [(row[0], row[1]) for row in cursor.fetchall()]
+
+    def _column(self, sql: str, params: tuple[Any, ...]) -> list[str]:
+        with self.datastore.transaction(commit=False) as cursor:
+            cursor.execute(sql, params)
+            return [row[0] for row in cursor.fetchall()]
+
+
+def _epoch(moment: datetime) -> float:
+    return moment.timestamp()
+
+
+@singledispatch
+def project(event: object, cursor: SQLiteCursor) -> None:
+    """Events that do not touch this view (e.g. DescriptionUpdated) are skipped."""
+
+
+@project.register
+def _(event: Cmk.Created, cursor: SQLiteCursor) -> None:
+    key_id = str(event.originator_id)
+    cursor.execute(
+        "INSERT OR REPLACE INTO keys VALUES (?, ?, ?, 'Enabled')",
+        (key_id, event.account, event.region),
+    )
+    _set_tags(cursor, key_id, event.tags)
+
+
+@project.register
+def _(event: Cmk.Enabled, cursor: SQLiteCursor) -> None:
+    _set_state(cursor, event, "Enabled")
+
+
+@project.register
+def _(event: Cmk.Disabled, cursor: SQLiteCursor) -> None:
+    _set_state(cursor, event, "Disabled")
+
+
+@project.register
+def _(event: Cmk.TagsChanged, cursor: SQLiteCursor) -> None:
+    key_id = str(event.originator_id)
+    for tag_key in event.removed_keys:
+        cursor.execute("DELETE FROM tags WHERE key_id = ? AND tag_key = ?", (key_id, tag_key))
+    _set_tags(cursor, key_id, event.set_tags)
+
+
+@project.register
+def _(event: Alias.Created, cursor: SQLiteCursor) -> None:
+    moment = _epoch(event.timestamp)
+    cursor.execute(
+        "INSERT OR REPLACE INTO aliases VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (
+            str(event.originator_id),
+            event.account,
+            event.region,
+            event.name,
+            event.target_key_id,
+            moment,
+            moment,
+        ),
+    )
+
+
+@project.register
+def _(event: Alias.Retargeted, cursor: SQLiteCursor) -> None:
+    moment = _epoch(event.timestamp)
+    cursor.execute(
+        "UPDATE aliases SET target_key_id = ?, updated = ?, "
+        "created = CASE WHEN ? THEN ? ELSE created END WHERE alias_id = ?",
+        (event.target_key_id, moment, event.recreated, moment, str(event.originator_id)),
+    )
+
+
+@project.register
+def _(event: Alias.Deleted, cursor: SQLiteCursor) -> None:
+    # The row stays (keeping name and id) but leaves every listing until recreated.
+    cursor.execute(
+        "UPDATE aliases SET target_key_id = NULL, updated = ? WHERE alias_id = ?",
+        (_epoch(event.timestamp), str(event.originator_id)),
+    )
+
+
+def _set_state(cursor: SQLiteCursor, event: Cmk.Event, state: str) -> None:
+    cursor.execute("UPDATE keys SET state = ? WHERE key_id = ?", (state, str(event.originator_id)))
+
+
+def _set_tags(cursor: SQLiteCursor, key_id: str, tags: dict[str, str]) -> None:
+    for tag_key, tag_value in tags.items():
+        cursor.execute("INSERT OR REPLACE INTO tags VALUES (?, ?, ?)", (key_id, tag_key, tag_value))
