@@ -100,9 +100,7 @@ def presign(request: AWSRequest, expires: int = 60) -> Wire:
     return to_wire(request)
 
 
-def verifier(
-    now: float = T0, services: frozenset[str] = frozenset({"kms"})
-) -> SigV4Verifier:
+def verifier(now: float = T0, services: frozenset[str] = frozenset({"kms"})) -> SigV4Verifier:
     return SigV4Verifier(lookup={"test": CRED}.get, clock=lambda: now, services=services)
 
 
@@ -381,8 +379,7 @@ def test_scope_date_must_match_request_date() -> None:
 def test_scope_terminator_must_be_aws4_request() -> None:
     wire = sign().with_auth("/aws4_request", "/aws5_request")
     assert rejected(wire, InvalidSignatureError) == (
-        "Credential should be scoped with a valid terminator: 'aws4_request', "
-        "not 'aws5_request'. "
+        "Credential should be scoped with a valid terminator: 'aws4_request', not 'aws5_request'. "
     )
 
 
@@ -437,9 +434,7 @@ def test_queries_verify_as_botocore_signs_them(query: str) -> None:
 
 def test_query_is_decoded_then_reencoded_and_sorted() -> None:
     pairs = sigv4._parse_query("b=2&a=x%20y&c=%7e&d=a+b&=v&&")
-    assert sigv4._canonical_query(pairs, drop_signature=False) == (
-        "=v&a=x%20y&b=2&c=~&d=a%2Bb"
-    )
+    assert sigv4._canonical_query(pairs, drop_signature=False) == ("=v&a=x%20y&b=2&c=~&d=a%2Bb")
 
 
 def test_matching_content_sha256_header_is_accepted() -> None:

@@ -1,0 +1,127 @@
+"""Real servers for tests: in a thread of this process, or as a `keyledger serve` process."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+from aiohttp import web
+from botocore.config import Config
+
+from api.app import create_app
+from api.config import Settings
+
+REPO = Path(__file__).resolve().parent.parent
+REGION = "us-east-1"
+
+
+def client(endpoint: str, service: str = "kms", **kwargs: Any) -> Any:
+    options: dict[str, Any] = {
+        "endpoint_url": endpoint,
+        "region_name": REGION,
+        "aws_access_key_id": "test",
+        "aws_secret_access_key": "test",
+        "config": Config(retries={"max_attempts": 1}),
+    }
+    options.update(kwargs)
+    return boto3.client(service, **options)
+
+
+@dataclass
+class ThreadServer:
+    """create_app() served on 127.0.0.1:<free port> by an event loop on its own thread,
+    so synchronous boto3 calls in the test do not block it."""
+
+    settings: Settings
+    port: int = 0
+    _loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.new_event_loop)
+    _thread: threading.Thread | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def client(self, service: str = "kms", **kwargs: Any) -> Any:
+        return client(self.endpoint, service, **kwargs)
+
+    def start(self) -> ThreadServer:
+        ready = threading.Event()
+        self._thread = threading.Thread(target=self._serve, args=(ready,), daemon=True)
+        self._thread.start()
+        if not ready.wait(30):
+            raise RuntimeError("server did not start")
+        return self
+
+    def _serve(self, ready: threading.Event) -> None:
+        asyncio.set_event_loop(self._loop)
+        runner = web.AppRunner(create_app(self.settings))
+        self._loop.run_until_complete(runner.setup())
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        self._loop.run_until_complete(site.start())
+        self.port = runner.addresses[0][1]
+        ready.set()
+        self._loop.run_forever()
+        self._loop.run_until_complete(runner.cleanup())
+        self._loop.close()
+
+    def stop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._thread is not None:
+            self._thread.join(30)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class ProcessServer:
+    """`keyledger serve` as a separate process, for restarts, kill -9 and the CLI."""
+
+    data_dir: Path
+    port: int = field(default_factory=free_port)
+    extra_args: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def client(self, service: str = "kms", **kwargs: Any) -> Any:
+        return client(self.endpoint, service, **kwargs)
+
+    def start(self) -> ProcessServer:
+        args = [sys.executable, "-m", "api", "serve", "--port", str(self.port)]
+        args += ["--data-dir", str(self.data_dir), *self.extra_args]
+        log = (self.data_dir.parent / f"server-{self.port}.log").open("ab")
+        self.process = subprocess.Popen(
+            args, cwd=REPO, stdout=log, stderr=log, env={**os.environ, **self.env}
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited with {self.process.returncode}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return self
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("server did not start listening")
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        assert self.process is not None
+        self.process.send_signal(sig)
+        return self.process.wait(30)
