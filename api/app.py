@@ -14,7 +14,7 @@ from aiohttp import web
 from eventsourcing.sqlite import SQLiteDatastore
 
 from api.config import Settings
-from api.dispatch import handle
+from api.dispatch import handle, not_found
 from api.services import SERVICES, Services
 from api.sigv4 import SigV4Verifier
 from api.wire import load_kms_model
@@ -38,6 +38,7 @@ def create_app(settings: Settings, clock: Clock = system_clock) -> web.Applicati
     app[SETTINGS] = settings
     app.cleanup_ctx.append(_services_context(settings, clock))
     app.router.add_post("/", handle)
+    app.router.add_route("*", "/{tail:.*}", not_found)
     return app
 
 

@@ -50,6 +50,15 @@ async def handle(request: web.Request) -> web.Response:
         return await _refuse(call, InternalError("An internal error occurred."))
 
 
+async def not_found(request: web.Request) -> web.Response:
+    """Any other method or path: KMS is one POST / endpoint; answer in its error shape."""
+    call = Call(
+        request.app[SERVICES], str(uuid4()), request.remote, request.headers.get("User-Agent")
+    )
+    error = UnknownOperationError(f"{request.method} {request.path} is not a KMS operation.")
+    return await _refuse(call, error)
+
+
 async def _run(request: web.Request, call: Call) -> dict[str, Any]:
     services = call.services
     body = await _read_body(request, services.max_body_bytes)
@@ -70,10 +79,10 @@ async def _run(request: web.Request, call: Call) -> dict[str, Any]:
         access_key_id=auth.access_key_id,
     )
     call.operation = _operation(request, services)
-    call.params = services.wire.parse_request(call.operation, _json(request, body))
     handler = OPERATIONS.get(call.operation)
     if handler is None:
         raise UnsupportedOperationError(f"{call.operation} is not supported by keyledger yet.")
+    call.params = services.wire.parse_request(call.operation, _json(request, body))
     return await handler(call)
 
 
@@ -81,10 +90,13 @@ async def _read_body(request: web.Request, limit: int) -> bytes:
     """Read at most ``limit`` bytes: a huge body is refused before it is buffered."""
     if request.content_length is not None and request.content_length > limit:
         raise RequestTooLargeError(f"Request body exceeds {limit} bytes.")
-    body = await request.content.read(limit + 1)
-    if len(body) > limit:
-        raise RequestTooLargeError(f"Request body exceeds {limit} bytes.")
-    return body
+    chunks, size = [], 0
+    while chunk := await request.content.read(limit + 1 - size):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            raise RequestTooLargeError(f"Request body exceeds {limit} bytes.")
+    return b"".join(chunks)
 
 
 def _operation(request: web.Request, services: Services) -> str:

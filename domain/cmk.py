@@ -117,6 +117,8 @@ class Cmk(Aggregate):
     ) -> Cmk:
         """CreateKey for a symmetric AWS_KMS key; material is decided by the caller."""
         check_tags_allowed(list(tags))
+        if len(tags) > MAX_TAGS_PER_KEY:
+            raise TagError("Too many tags")
         return cls._create(
             cls.Created,
             id=key_id,

@@ -72,7 +72,9 @@ class KeyOperations:
     ) -> Opened:
         """The key comes from the blob; a KeyId, if given, must name that same key."""
         header = crypto.parse_header(blob)
-        cmk = self.source_key(ctx, header, key_id, op)
+        return self.open(self.source_key(ctx, header, key_id, op), header, blob, context)
+
+    def open(self, cmk: Cmk, header: crypto.BlobHeader, blob: bytes, context: Context) -> Opened:
         if header.material_id not in cmk.materials:
             raise InvalidCiphertextError
         material = self._material(cmk, header.material_id)
@@ -82,7 +84,7 @@ class KeyOperations:
     def source_key(
         self, ctx: RequestContext, header: crypto.BlobHeader, key_id: str | None, op: str
     ) -> Cmk:
-        cmk = self.ledger.read_key(ctx, str(header.key_id), op)
+        cmk = self.ledger.key_for_ciphertext(ctx, header.key_id, op)
         if key_id is not None:
             named = self.ledger.read_key(ctx, key_id, op)
             if named.id != cmk.id:

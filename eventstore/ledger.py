@@ -19,6 +19,7 @@ from domain.crypto import material_aad, wrap
 from domain.errors import (
     AccessDeniedError,
     InternalError,
+    InvalidCiphertextError,
     InvalidStateError,
     KmsError,
     NotFoundError,
@@ -74,6 +75,17 @@ class UnitOfWork:
 
     def aggregates(self) -> list[Aggregate]:
         return [a for a in self._loaded.values() if a is not None and a.pending_events]
+
+
+def check_same_account(cmk: Cmk, ctx: RequestContext, operation: str) -> None:
+    """Until key policies land, a principal may use only its own account's keys; the
+    refusal has AWS's AccessDeniedException shape."""
+    if cmk.account != ctx.account:
+        raise AccessDeniedError(
+            f"User: {ctx.principal} is not authorized to perform: kms:{operation} on "
+            f"resource: {cmk.arn} because no resource-based policy allows the "
+            f"kms:{operation} action"
+        )
 
 
 class KeyLedger(Application):
@@ -178,13 +190,18 @@ class KeyLedger(Application):
             raise NotFoundError(f"Key '{missing}' does not exist")
         if cmk.state is KeyState.DELETED:
             raise NotFoundError(f"Key '{cmk.arn}' does not exist")
-        if cmk.account != ctx.account:
-            # Until key policies land, a principal may use only its own account's keys.
-            raise AccessDeniedError(
-                f"User: {ctx.principal} is not authorized to perform: kms:{operation} on "
-                f"resource: {cmk.arn} because no resource-based policy allows the "
-                f"kms:{operation} action"
-            )
+        check_same_account(cmk, ctx, operation)
+        return cmk
+
+    def key_for_ciphertext(self, ctx: RequestContext, key_id: UUID, operation: str) -> Cmk:
+        """The key a ciphertext header names. A blob naming no key of this region is
+        not a keyledger ciphertext here: InvalidCiphertextException, not NotFound."""
+        cmk = self.load(key_id)
+        if not isinstance(cmk, Cmk) or cmk.region != ctx.region:
+            raise InvalidCiphertextError
+        if cmk.state is KeyState.DELETED:
+            raise NotFoundError(f"Key '{cmk.arn}' does not exist")
+        check_same_account(cmk, ctx, operation)
         return cmk
 
     def read_key(self, ctx: RequestContext, key_id: str, operation: str) -> Cmk:

@@ -49,15 +49,12 @@ async def decrypt(call: Call) -> dict[str, Any]:
     if call.params.get("DryRun") and IGNORE_CIPHERTEXT in p.get("DryRunModifiers", []):
         return await _dry_run_without_ciphertext(call, "Decrypt")
     blob = _ciphertext(p)
-    cmk = await call.read(
-        keys.source_key, call.context, parse_header(blob), p.get("KeyId"), "Decrypt"
-    )
+    header = parse_header(blob)
+    cmk = await call.read(keys.source_key, call.context, header, p.get("KeyId"), "Decrypt")
     call.key_arn = cmk.arn
     check_algorithm(cmk, p.get("EncryptionAlgorithm"))
-    _dry_run(call)
-    opened = await call.read(
-        keys.decrypt, call.context, blob, p.get("EncryptionContext"), p.get("KeyId")
-    )
+    opened = await call.read(keys.open, cmk, header, blob, p.get("EncryptionContext"))
+    _dry_run(call)  # after the ciphertext is checked: only IGNORE_CIPHERTEXT skips that
     return {
         "KeyId": opened.key_arn,
         "Plaintext": opened.plaintext,
@@ -91,20 +88,16 @@ async def re_encrypt(call: Call) -> dict[str, Any]:
     if call.params.get("DryRun") and IGNORE_CIPHERTEXT in p.get("DryRunModifiers", []):
         return await _dry_run_without_ciphertext(call, "ReEncrypt")
     blob = _ciphertext(p)
-    source = await call.read(
-        keys.source_key, ctx, parse_header(blob), p.get("SourceKeyId"), "ReEncrypt"
-    )
+    header = parse_header(blob)
+    source = await call.read(keys.source_key, ctx, header, p.get("SourceKeyId"), "ReEncrypt")
     destination = await call.read(keys.usable_key, ctx, p["DestinationKeyId"], "ReEncrypt")
     call.key_arn = destination.arn
     check_algorithm(source, p.get("SourceEncryptionAlgorithm"))
     check_algorithm(destination, p.get("DestinationEncryptionAlgorithm"))
+    opened = await call.read(keys.open, source, header, blob, p.get("SourceEncryptionContext"))
     _dry_run(call)
-    opened = await call.read(
-        keys.decrypt, ctx, blob, p.get("SourceEncryptionContext"), p.get("SourceKeyId"), "ReEncrypt"
-    )
-    sealed = await call.read(
-        keys.seal, destination, opened.plaintext, p.get("DestinationEncryptionContext")
-    )
+    context = p.get("DestinationEncryptionContext")
+    sealed = await call.read(keys.seal, destination, opened.plaintext, context)
     return {
         "CiphertextBlob": sealed.blob,
         "SourceKeyId": opened.key_arn,

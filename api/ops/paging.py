@@ -18,7 +18,7 @@ def after(marker: str | None) -> str:
     if marker is None:
         return ""
     try:
-        text = base64.urlsafe_b64decode(marker.encode("ascii")).decode("utf-8")
+        text = base64.b64decode(marker.encode("ascii"), altchars=b"-_", validate=True).decode()
     except (UnicodeError, binascii.Error, ValueError):
         text = ""
     if not text.startswith(_MARKER_PREFIX):

@@ -55,21 +55,15 @@ def test_create_key_list_keys_alias_and_a_file_round_trip_through_encrypt_and_de
     assert key["Description"] == "cli"
     assert key["KeyState"] == "Enabled"
 
+    other = aws_json(server, "kms", "create-key")["KeyMetadata"]
     listed = aws_json(server, "kms", "list-keys")["Keys"]
     assert {"KeyId": key["KeyId"], "KeyArn": key["Arn"]} in listed
+    # --page-size 1 makes the CLI follow NextMarker across pages.
+    paged = aws_json(server, "kms", "list-keys", "--page-size", "1")["Keys"]
+    assert sorted(k["KeyId"] for k in paged) == sorted([key["KeyId"], other["KeyId"]])
 
-    assert (
-        aws_json(
-            server,
-            "kms",
-            "create-alias",
-            "--alias-name",
-            "alias/cli-test",
-            "--target-key-id",
-            key["KeyId"],
-        )
-        is None
-    )
+    alias_args = ["--alias-name", "alias/cli-test", "--target-key-id", key["KeyId"]]
+    assert aws_json(server, "kms", "create-alias", *alias_args) is None  # no output on success
     aliases = aws_json(server, "kms", "list-aliases", "--key-id", key["KeyId"])["Aliases"]
     assert [a["AliasName"] for a in aliases] == ["alias/cli-test"]
 

@@ -15,12 +15,19 @@ MESSAGE = b"The Encryption SDK envelope-encrypts this with a data key from keyle
 CONTEXT = {"purpose": "esdk-e2e", "tenant": "42"}
 
 
-def _kms_calls(client: Any) -> list[str]:
-    """Record the operation names a boto3 client sends."""
-    calls: list[str] = []
-    client.meta.events.register(
-        "before-call.kms.*", lambda model, **_: calls.append(model.name)
-    )
+def _kms_calls(client: Any) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+    """Record each call a boto3 client makes: (operation, request params, parsed response)."""
+    calls: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
+    requests: list[dict[str, Any]] = []
+
+    def before(params: dict[str, Any], **_: Any) -> None:
+        requests.append(dict(params))
+
+    def after(model: Any, parsed: dict[str, Any], **_: Any) -> None:
+        calls.append((model.name, requests.pop(0), parsed))
+
+    client.meta.events.register("provide-client-params.kms.*", before)
+    client.meta.events.register("after-call.kms.*", after)
     return calls
 
 
@@ -60,16 +67,13 @@ def test_non_committing_suites_encrypt_and_decrypt_through_a_kms_master_key(
     assert plaintext == MESSAGE
     assert decrypt_header.algorithm == algorithm
     assert CONTEXT.items() <= decrypt_header.encryption_context.items()
-    assert calls == ["GenerateDataKey", "Decrypt"]
-    # The suite's key length is what the SDK asked for, and what keyledger handed out.
-    assert algorithm.data_key_len == data_key_bytes
-
-
-def test_generate_data_key_hands_the_sdk_exactly_the_suite_key_length(kms: Any) -> None:
-    key_arn = kms.create_key()["KeyMetadata"]["Arn"]
-    for size in (16, 24, 32):
-        generated = kms.generate_data_key(KeyId=key_arn, NumberOfBytes=size)
-        assert len(generated["Plaintext"]) == size
+    assert [name for name, _, _ in calls] == ["GenerateDataKey", "Decrypt"]
+    (_, generate_request, generated), (_, _, decrypted) = calls
+    # The SDK asks for the suite's key length; keyledger must hand out exactly that.
+    assert generate_request["NumberOfBytes"] == data_key_bytes
+    assert len(generated["Plaintext"]) == data_key_bytes
+    assert decrypted["Plaintext"] == generated["Plaintext"]
+    assert generate_request["EncryptionContext"] == encrypt_header.encryption_context
 
 
 def test_the_default_committing_suite_round_trips_through_a_strict_provider_via_env_endpoint(
@@ -115,5 +119,9 @@ def test_a_message_for_a_disabled_key_cannot_be_decrypted(kms: Any) -> None:
         encryption_context=CONTEXT,
     )
     kms.disable_key(KeyId=key_arn)
+    calls = _kms_calls(kms)
     with pytest.raises(aws_encryption_sdk.exceptions.DecryptKeyError):
         esdk.decrypt(source=ciphertext, key_provider=KMSMasterKey(key_id=key_arn, client=kms))
+    [(name, _, answer)] = calls
+    assert name == "Decrypt"
+    assert answer["Error"]["Code"] == "DisabledException"
