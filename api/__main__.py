@@ -47,6 +47,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     serve.add_argument(
         "--in-memory", action="store_true", help="keep nothing on disk (for experiments)"
     )
+    serve.add_argument(
+        "--dev-clock",
+        action="store_true",
+        help="tests only: POST /_dev/clock advances time (loopback addresses only)",
+    )
     return parser.parse_args(argv)
 
 
@@ -58,6 +63,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         port=args.port,
         data_dir=None if args.in_memory else args.data_dir,
         principals=principals,
+        dev_clock=args.dev_clock,
     )
 
 

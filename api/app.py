@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -14,11 +16,13 @@ from aiohttp import web
 from eventsourcing.sqlite import SQLiteDatastore
 
 from api.config import Settings
+from api.dev import DEV_CLOCK, SCHEDULER, advance_clock
 from api.dispatch import handle, not_found
+from api.scheduler import Scheduler
 from api.services import SERVICES, Services
 from api.sigv4 import SigV4Verifier
 from api.wire import load_kms_model
-from eventstore.clock import Clock, system_clock
+from eventstore.clock import Clock, OffsetClock, system_clock
 from eventstore.key_operations import KeyOperations
 from eventstore.keystore import Keystore
 from eventstore.ledger import KeyLedger
@@ -30,12 +34,19 @@ from projections.runner import PollingRunner
 
 log = logging.getLogger("keyledger")
 SETTINGS = web.AppKey("settings", Settings)
+DEV_FAULT_ENV = "KEYLEDGER_DEV_FAULT"  # honoured only with --dev-clock (crash tests)
 
 
-def create_app(settings: Settings, clock: Clock = system_clock) -> web.Application:
+def create_app(settings: Settings, clock: Clock | None = None) -> web.Application:
     """Build the aiohttp application; stores open on startup and close on cleanup."""
     app = web.Application(client_max_size=settings.max_body_bytes + 1)
     app[SETTINGS] = settings
+    if clock is None:
+        clock = OffsetClock() if settings.dev_clock else system_clock
+    if isinstance(clock, OffsetClock):
+        app[DEV_CLOCK] = clock
+        app.router.add_post("/_dev/clock", advance_clock)
+        log.warning("DEV CLOCK ENABLED: POST /_dev/clock moves this server's time")
     app.cleanup_ctx.append(_services_context(settings, clock))
     app.router.add_post("/", handle)
     app.router.add_route("*", "/{tail:.*}", not_found)
@@ -49,7 +60,14 @@ def _services_context(
         loop = asyncio.get_running_loop()
         services = await loop.run_in_executor(None, open_services, settings, clock)
         app[SERVICES] = services
+        fault = settings.environ.get(DEV_FAULT_ENV) if settings.dev_clock else None
+        scheduler = Scheduler(services, settings.scheduler_interval, fault)
+        app[SCHEDULER] = scheduler
+        task = asyncio.create_task(scheduler.run_forever())
         yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
         await loop.run_in_executor(None, close_services, services)
 
     return services_context
@@ -110,7 +128,9 @@ def open_services(settings: Settings, clock: Clock) -> Services:
         commands=BatchWriter("keyledger", ledger.run_batch),
         records=BatchWriter("usage", usage.record_batch),
         readers=ThreadPoolExecutor(settings.reader_threads, thread_name_prefix="reader"),
-        verifier=SigV4Verifier(credentials.get, clock=lambda: clock().timestamp()),
+        # Signatures are checked against wall time, never the dev clock: a client signs
+        # with its own real clock (SigV4 allows 5 minutes of skew).
+        verifier=SigV4Verifier(credentials.get, clock=time.time),
         wire=load_kms_model(),
         clock=clock,
         max_body_bytes=settings.max_body_bytes,

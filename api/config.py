@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -36,6 +37,21 @@ class Settings:
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     max_body_bytes: int = 256 * 1024
     reader_threads: int = 4
+    dev_clock: bool = False  # POST /_dev/clock moves the domain clock (loopback only)
+    scheduler_interval: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.dev_clock and not is_loopback(self.host):
+            raise ConfigError("--dev-clock is refused unless the server binds a loopback address")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def load_principals(path: Path) -> tuple[Credential, ...]:

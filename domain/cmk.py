@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
-from domain.errors import DisabledError, InvalidKeyUsageError, InvalidStateError, TagError
+from domain.errors import (
+    DisabledError,
+    InvalidKeyUsageError,
+    InvalidStateError,
+    LimitExceededError,
+    TagError,
+    UnsupportedOperationError,
+    ValidationError,
+)
 from domain.values import (
     AWS_KMS,
     ENCRYPT_DECRYPT,
+    MAX_ON_DEMAND_ROTATIONS,
     MAX_TAGS_PER_KEY,
+    PENDING_WINDOW_DAYS,
     SYMMETRIC_DEFAULT,
     KeyState,
     RequestContext,
@@ -21,6 +31,7 @@ from domain.values import (
 
 # Operations KMS refuses on a key that is not Enabled (key-state table, "Encrypt,
 # Decrypt, ... GenerateDataKey*" row: https://docs.aws.amazon.com/kms/latest/developerguide/key-state.html).
+AUTOMATIC, ON_DEMAND = "AUTOMATIC", "ON_DEMAND"
 CRYPTO_OPERATIONS = frozenset(
     {"Encrypt", "Decrypt", "ReEncrypt", "GenerateDataKey", "GenerateDataKeyWithoutPlaintext"}
 )
@@ -58,6 +69,11 @@ class Cmk(Aggregate):
             cmk.state = KeyState.ENABLED
             cmk.materials = {self.material_id: self.wrapped_material}
             cmk.current_material_id = self.material_id
+            cmk.rotation_period_days = None
+            cmk.next_rotation = None
+            cmk.rotations = []
+            cmk.deletion_date = None
+            cmk.pending_window_days = None
 
     class Enabled(Event):
         TOPIC = "keyledger:Cmk.Enabled"
@@ -88,6 +104,72 @@ class Cmk(Aggregate):
                 cmk.tags.pop(key, None)
             cmk.tags.update(self.set_tags)
 
+    class RotationEnabled(Event):
+        TOPIC = "keyledger:Cmk.RotationEnabled"
+        period_days: int
+        next_rotation: datetime
+
+        def apply(self, cmk: Cmk) -> None:
+            cmk.rotation_period_days = self.period_days
+            cmk.next_rotation = self.next_rotation
+
+    class RotationDisabled(Event):
+        TOPIC = "keyledger:Cmk.RotationDisabled"
+
+        def apply(self, cmk: Cmk) -> None:
+            cmk.rotation_period_days = None
+            cmk.next_rotation = None
+
+    class Rotated(Event):
+        """A new material version becomes current; every older one still decrypts."""
+
+        TOPIC = "keyledger:Cmk.Rotated"
+        material_id: str
+        wrapped_material: bytes
+        rotation_type: str  # AUTOMATIC | ON_DEMAND
+        next_rotation: datetime | None
+
+        def apply(self, cmk: Cmk) -> None:
+            cmk.materials[self.material_id] = self.wrapped_material
+            cmk.current_material_id = self.material_id
+            cmk.rotations.append(
+                {
+                    "material_id": self.material_id,
+                    "date": self.timestamp,
+                    "type": self.rotation_type,
+                }
+            )
+            if self.rotation_type == AUTOMATIC:
+                cmk.next_rotation = self.next_rotation
+
+    class DeletionScheduled(Event):
+        TOPIC = "keyledger:Cmk.DeletionScheduled"
+        deletion_date: datetime
+        pending_window_days: int
+
+        def apply(self, cmk: Cmk) -> None:
+            cmk.state = KeyState.PENDING_DELETION
+            cmk.deletion_date = self.deletion_date
+            cmk.pending_window_days = self.pending_window_days
+
+    class DeletionCancelled(Event):
+        TOPIC = "keyledger:Cmk.DeletionCancelled"
+
+        def apply(self, cmk: Cmk) -> None:
+            cmk.state = KeyState.DISABLED  # CancelKeyDeletion leaves the key Disabled
+            cmk.deletion_date = None
+            cmk.pending_window_days = None
+
+    class Deleted(Event):
+        """The waiting period is over. The wrapping keys of every material version are
+        destroyed after this event is durable, so the material in the log is noise."""
+
+        TOPIC = "keyledger:Cmk.Deleted"
+
+        def apply(self, cmk: Cmk) -> None:
+            cmk.state = KeyState.DELETED
+            cmk.next_rotation = None
+
     if TYPE_CHECKING:  # assigned by Created.apply; not dataclass fields of the aggregate
         account: str
         region: str
@@ -101,6 +183,11 @@ class Cmk(Aggregate):
         state: KeyState
         materials: dict[str, bytes]
         current_material_id: str
+        rotation_period_days: int | None
+        next_rotation: datetime | None
+        rotations: list[dict[str, Any]]
+        deletion_date: datetime | None
+        pending_window_days: int | None
 
     @classmethod
     def create(
@@ -199,6 +286,130 @@ class Cmk(Aggregate):
             removed_keys=list(dict.fromkeys(tag_keys)),
         )
 
+    # -- rotation (https://docs.aws.amazon.com/kms/latest/developerguide/rotate-keys.html) --
+
+    def check_can_rotate(self) -> None:
+        """Rotation is for symmetric encryption keys with AWS_KMS material; others answer
+        UnsupportedOperationException (AWS sends it with no message for key specs)."""
+        if self.key_spec != SYMMETRIC_DEFAULT:
+            raise UnsupportedOperationError("")
+        if self.origin != AWS_KMS:
+            raise UnsupportedOperationError(
+                f"{self.arn} origin is {self.origin} which is not valid for this operation."
+            )
+
+    def check_rotation_allowed(self) -> None:
+        """Enable/DisableKeyRotation and RotateKeyOnDemand need an Enabled key."""
+        self.check_can_rotate()
+        if self.state is KeyState.DISABLED:
+            raise DisabledError(f"{self.arn} is disabled.")
+        self.check_not_pending()
+
+    def enable_rotation(self, period_days: int, ctx: RequestContext, now: datetime) -> None:
+        self.check_rotation_allowed()
+        if self.rotation_period_days == period_days:
+            return
+        self.trigger_event(
+            self.RotationEnabled,
+            timestamp=now,
+            request=ctx.as_dict(),
+            period_days=period_days,
+            next_rotation=now + timedelta(days=period_days),
+        )
+
+    def disable_rotation(self, ctx: RequestContext, now: datetime) -> None:
+        self.check_rotation_allowed()
+        if self.rotation_period_days is not None:
+            self.trigger_event(self.RotationDisabled, timestamp=now, request=ctx.as_dict())
+
+    @property
+    def on_demand_rotations(self) -> int:
+        return sum(1 for rotation in self.rotations if rotation["type"] == ON_DEMAND)
+
+    def check_on_demand_rotation(self) -> None:
+        self.check_rotation_allowed()
+        if self.on_demand_rotations >= MAX_ON_DEMAND_ROTATIONS:
+            raise LimitExceededError(
+                "The on-demand rotations limit has been reached for the given keyId. "
+                f"No more on-demand rotations can be performed for this key: {self.arn}"
+            )
+
+    def rotation_due(self, now: datetime) -> bool:
+        """Automatic rotation skips keys that are not Enabled; a key enabled again after
+        its date passed rotates at the next opportunity."""
+        return (
+            self.state is KeyState.ENABLED
+            and self.next_rotation is not None
+            and self.next_rotation <= now
+        )
+
+    def rotate(
+        self,
+        rotation_type: str,
+        material_id: str,
+        wrapped_material: bytes,
+        ctx: RequestContext,
+        now: datetime,
+    ) -> None:
+        """Record a new current material version. On demand, the automatic schedule
+        does not move (RotateKeyOnDemand reference); automatically, it advances."""
+        next_rotation = None
+        if rotation_type == AUTOMATIC:
+            if not self.rotation_due(now):
+                raise InvalidStateError(f"{self.arn} is not due for rotation.")
+            next_rotation = now + timedelta(days=self.rotation_period_days or 365)
+        else:
+            self.check_on_demand_rotation()
+        self.trigger_event(
+            self.Rotated,
+            timestamp=now,
+            request=ctx.as_dict(),
+            material_id=material_id,
+            wrapped_material=wrapped_material,
+            rotation_type=rotation_type,
+            next_rotation=next_rotation,
+        )
+
+    # -- deletion (https://docs.aws.amazon.com/kms/latest/developerguide/deleting-keys.html) --
+
+    def schedule_deletion(self, window_days: int, ctx: RequestContext, now: datetime) -> None:
+        self.check_not_pending()
+        low, high, _ = PENDING_WINDOW_DAYS
+        if not low <= window_days <= high:
+            bound = (
+                f"greater than or equal to {low}"
+                if window_days < low
+                else (f"less than or equal to {high}")
+            )
+            raise ValidationError(
+                f"1 validation error detected: Value '{window_days}' at 'pendingWindowInDays' "
+                f"failed to satisfy constraint: Member must have value {bound}"
+            )
+        self.trigger_event(
+            self.DeletionScheduled,
+            timestamp=now,
+            request=ctx.as_dict(),
+            deletion_date=now + timedelta(days=window_days),
+            pending_window_days=window_days,
+        )
+
+    def cancel_deletion(self, ctx: RequestContext, now: datetime) -> None:
+        if self.state is not KeyState.PENDING_DELETION:
+            raise InvalidStateError(f"{self.arn} is not pending deletion.")
+        self.trigger_event(self.DeletionCancelled, timestamp=now, request=ctx.as_dict())
+
+    def deletion_due(self, now: datetime) -> bool:
+        return (
+            self.state is KeyState.PENDING_DELETION
+            and self.deletion_date is not None
+            and self.deletion_date <= now
+        )
+
+    def delete(self, ctx: RequestContext, now: datetime) -> None:
+        if not self.deletion_due(now):
+            raise InvalidStateError(f"{self.arn} is not due for deletion.")
+        self.trigger_event(self.Deleted, timestamp=now, request=ctx.as_dict())
+
     # -- queries -------------------------------------------------------------------
 
     def metadata(self) -> dict[str, Any]:
@@ -219,6 +430,17 @@ class Cmk(Aggregate):
             "EncryptionAlgorithms": [SYMMETRIC_DEFAULT],
             "MultiRegion": self.multi_region,
             "CurrentKeyMaterialId": self.current_material_id,
+            "DeletionDate": self.deletion_date,
+            "PendingDeletionWindowInDays": self.pending_window_days,
+        }
+
+    def rotation_status(self) -> dict[str, Any]:
+        """GetKeyRotationStatus; rotation is instantaneous here, so no on-demand start date."""
+        return {
+            "KeyId": self.arn,
+            "KeyRotationEnabled": self.rotation_period_days is not None,
+            "RotationPeriodInDays": self.rotation_period_days,
+            "NextRotationDate": self.next_rotation,
         }
 
 

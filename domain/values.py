@@ -26,6 +26,9 @@ DEFAULT_POLICY_NAME = "default"
 # KMS quotas that botocore does not check client-side
 # (https://docs.aws.amazon.com/kms/latest/developerguide/resource-limits.html).
 MAX_TAGS_PER_KEY = 50
+MAX_ON_DEMAND_ROTATIONS = 25
+ROTATION_PERIOD_DAYS = (90, 2560, 365)  # min, max, default (EnableKeyRotation reference)
+PENDING_WINDOW_DAYS = (7, 30, 30)  # min, max, default (ScheduleKeyDeletion reference)
 MAX_POLICY_BYTES = 32 * 1024
 DATA_KEY_BYTES = {"AES_128": 16, "AES_256": 32}
 
@@ -47,6 +50,20 @@ class RequestContext:
     source_ip: str | None = None
     user_agent: str | None = None
     access_key_id: str | None = None
+    # CloudTrail's eventType: "AwsApiCall" for callers, "AwsServiceEvent" when keyledger
+    # itself acts (automatic rotation, deletion at the end of the waiting period).
+    event_type: str = "AwsApiCall"
+
+    @classmethod
+    def service(cls, account: str, region: str, request_id: str) -> RequestContext:
+        return cls(
+            principal=None,
+            account=account,
+            region=region,
+            request_id=request_id,
+            user_agent="keyledger-scheduler",
+            event_type="AwsServiceEvent",
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

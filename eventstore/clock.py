@@ -14,6 +14,23 @@ def system_clock() -> datetime:
     return datetime.now(UTC)
 
 
+class OffsetClock:
+    """Real time plus an offset that only moves forward: ``keyledger serve --dev-clock``
+    lets tests jump days ahead while the server keeps running."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> datetime:
+        from datetime import timedelta
+
+        return datetime.now(UTC) + timedelta(seconds=self.offset)
+
+    def advance(self, seconds: float) -> datetime:
+        self.offset += seconds
+        return self()
+
+
 class FixedClock:
     """A clock that moves only when told; used by tests and by the dev clock."""
 

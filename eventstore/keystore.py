@@ -70,6 +70,12 @@ class Keystore:
             self._cache[material_id] = row[0]
             return bytes(row[0])
 
+    def key_ids(self) -> set[str]:
+        """Keys that still have wrapping keys (the deletion repair pass compares)."""
+        with self._lock:
+            rows = self._db.execute("SELECT DISTINCT key_id FROM wrapping_keys").fetchall()
+        return {row[0] for row in rows}
+
     def destroy(self, key_id: UUID) -> int:
         """Delete every wrapping key of a key; idempotent. Returns rows removed."""
         with self._lock:

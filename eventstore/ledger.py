@@ -14,7 +14,7 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, JSONTranscoder
 
 from domain.alias import Alias
-from domain.cmk import Cmk
+from domain.cmk import AUTOMATIC, ON_DEMAND, Cmk
 from domain.crypto import material_aad, wrap
 from domain.errors import (
     AccessDeniedError,
@@ -209,6 +209,14 @@ class KeyLedger(Application):
 
     # -- commands (run with a UnitOfWork on the writer thread) ---------------------
 
+    def _new_material(self, key_id: UUID) -> tuple[str, bytes]:
+        """A fresh material version: its wrapping key is durable in the keystore before
+        any event refers to it; the material itself leaves this method only wrapped."""
+        material_id = os.urandom(32).hex()
+        wrapping_key = self.keystore.new_wrapping_key(key_id, material_id)
+        aad = material_aad(MATERIAL_PURPOSE, key_id, material_id)
+        return material_id, wrap(wrapping_key, os.urandom(32), aad)
+
     def create_key(
         self,
         uow: UnitOfWork,
@@ -217,11 +225,8 @@ class KeyLedger(Application):
         policy: str | None,
         tags: dict[str, str],
     ) -> dict[str, Any]:
-        key_id, material_id = uuid4(), os.urandom(32).hex()
-        wrapping_key = self.keystore.new_wrapping_key(key_id, material_id)
-        wrapped = wrap(
-            wrapping_key, os.urandom(32), material_aad(MATERIAL_PURPOSE, key_id, material_id)
-        )
+        key_id = uuid4()
+        material_id, wrapped = self._new_material(key_id)
         cmk = Cmk.create(
             key_id=key_id,
             ctx=ctx,
@@ -265,6 +270,70 @@ class KeyLedger(Application):
         cmk = self.resolve(uow.get, ctx, key_id, "UntagResource", allow_alias=False)
         cmk.untag(tag_keys, ctx, uow.now)
         return cmk.arn
+
+    def enable_key_rotation(
+        self, uow: UnitOfWork, ctx: RequestContext, key_id: str, period_days: int
+    ) -> str:
+        cmk = self.resolve(uow.get, ctx, key_id, "EnableKeyRotation", allow_alias=False)
+        cmk.enable_rotation(period_days, ctx, uow.now)
+        return cmk.arn
+
+    def disable_key_rotation(self, uow: UnitOfWork, ctx: RequestContext, key_id: str) -> str:
+        cmk = self.resolve(uow.get, ctx, key_id, "DisableKeyRotation", allow_alias=False)
+        cmk.disable_rotation(ctx, uow.now)
+        return cmk.arn
+
+    def rotate_key_on_demand(self, uow: UnitOfWork, ctx: RequestContext, key_id: str) -> str:
+        cmk = self.resolve(uow.get, ctx, key_id, "RotateKeyOnDemand", allow_alias=False)
+        cmk.check_on_demand_rotation()  # before any material is made for it
+        cmk.rotate(ON_DEMAND, *self._new_material(cmk.id), ctx, uow.now)
+        return cmk.arn
+
+    def schedule_key_deletion(
+        self, uow: UnitOfWork, ctx: RequestContext, key_id: str, window_days: int
+    ) -> dict[str, Any]:
+        cmk = self.resolve(uow.get, ctx, key_id, "ScheduleKeyDeletion", allow_alias=False)
+        cmk.schedule_deletion(window_days, ctx, uow.now)
+        return {
+            "KeyId": cmk.arn,
+            "DeletionDate": cmk.deletion_date,
+            "KeyState": cmk.state.value,
+            "PendingWindowInDays": window_days,
+        }
+
+    def cancel_key_deletion(self, uow: UnitOfWork, ctx: RequestContext, key_id: str) -> str:
+        cmk = self.resolve(uow.get, ctx, key_id, "CancelKeyDeletion", allow_alias=False)
+        cmk.cancel_deletion(ctx, uow.now)
+        return cmk.arn
+
+    # -- service commands (the scheduler; recorded as AwsServiceEvent) -------------
+
+    def rotate_if_due(self, uow: UnitOfWork, key_id: UUID) -> bool:
+        """Automatic rotation. Re-checked against the write model, so a rotation another
+        process already made (or a key disabled since) is not rotated twice."""
+        cmk = uow.get(key_id)
+        if not isinstance(cmk, Cmk) or not cmk.rotation_due(uow.now):
+            return False
+        ctx = RequestContext.service(cmk.account, cmk.region, str(uuid4()))
+        cmk.rotate(AUTOMATIC, *self._new_material(cmk.id), ctx, uow.now)
+        return True
+
+    def delete_if_due(self, uow: UnitOfWork, key_id: UUID, alias_ids: list[UUID]) -> bool:
+        """End of the waiting period: the key and every alias still pointing at it go."""
+        cmk = uow.get(key_id)
+        if not isinstance(cmk, Cmk) or not cmk.deletion_due(uow.now):
+            return False
+        ctx = RequestContext.service(cmk.account, cmk.region, str(uuid4()))
+        cmk.delete(ctx, uow.now)
+        for alias_id in alias_ids:
+            alias = uow.get(alias_id)
+            if (
+                isinstance(alias, Alias)
+                and not alias.deleted
+                and alias.target_key_id == str(key_id)
+            ):
+                alias.delete(ctx, uow.now)
+        return True
 
     def create_alias(
         self, uow: UnitOfWork, ctx: RequestContext, alias_name: str, target_key_id: str

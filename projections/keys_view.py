@@ -15,7 +15,9 @@ from domain.cmk import Cmk
 
 _TABLES = [
     "CREATE TABLE IF NOT EXISTS keys (key_id TEXT PRIMARY KEY, account TEXT NOT NULL, "
-    "region TEXT NOT NULL, state TEXT NOT NULL)",
+    "region TEXT NOT NULL, state TEXT NOT NULL, next_rotation REAL, deletion_date REAL)",
+    "CREATE INDEX IF NOT EXISTS keys_by_rotation ON keys (next_rotation)",
+    "CREATE INDEX IF NOT EXISTS keys_by_deletion ON keys (deletion_date)",
     "CREATE INDEX IF NOT EXISTS keys_by_owner ON keys (account, region, key_id)",
     "CREATE TABLE IF NOT EXISTS aliases (alias_id TEXT PRIMARY KEY, account TEXT NOT NULL, "
     "region TEXT NOT NULL, name TEXT NOT NULL, target_key_id TEXT, created REAL NOT NULL, "
@@ -27,12 +29,32 @@ _TABLES = [
 ]
 
 
+# Bump when the tables change: an older view is dropped and rebuilt from the log.
+SCHEMA_VERSION = 2
+_VIEW_TABLES = ("keys", "aliases", "tags")
+
+
 class KeysView(SQLiteTrackingRecorder):
     """View rows and the tracking position commit in one transaction, so each event
     takes effect exactly once, and a restart resumes from the recorded position."""
 
     def construct_create_table_statements(self) -> list[str]:
         return super().construct_create_table_statements() + _TABLES
+
+    def create_table(self) -> None:
+        """Create the tables; a view of another schema version is dropped first, with
+        its tracking, so the runner rebuilds it from position 0."""
+        with self.datastore.transaction(commit=True) as cursor:
+            cursor.execute("CREATE TABLE IF NOT EXISTS view_schema (version INTEGER)")
+            cursor.execute("SELECT version FROM view_schema")
+            row = cursor.fetchone()
+            if row is None or row[0] != SCHEMA_VERSION:
+                for table in _VIEW_TABLES:
+                    cursor.execute(f"DROP TABLE IF EXISTS {table}")
+                cursor.execute("DROP TABLE IF EXISTS tracking")
+                cursor.execute("DELETE FROM view_schema")
+                cursor.execute("INSERT INTO view_schema VALUES (?)", (SCHEMA_VERSION,))
+        super().create_table()
 
     def process(self, events: Sequence[Any], tracking: Tracking) -> None:
         with self.datastore.transaction(commit=True) as cursor:
@@ -46,7 +68,7 @@ class KeysView(SQLiteTrackingRecorder):
     def list_keys(self, account: str, region: str, after: str, limit: int) -> list[str]:
         return self._column(
             "SELECT key_id FROM keys WHERE account = ? AND region = ? AND key_id > ? "
-            "ORDER BY key_id LIMIT ?",
+            "AND state != 'Deleted' ORDER BY key_id LIMIT ?",
             (account, region, after, limit),
         )
 
@@ -71,6 +93,24 @@ class KeysView(SQLiteTrackingRecorder):
             )
             return [(row[0], row[1]) for row in cursor.fetchall()]
 
+    def due_rotations(self, now: datetime) -> list[str]:
+        return self._column(
+            "SELECT key_id FROM keys WHERE state = 'Enabled' AND next_rotation <= ?",
+            (_epoch(now),),
+        )
+
+    def due_deletions(self, now: datetime) -> list[str]:
+        return self._column(
+            "SELECT key_id FROM keys WHERE state = 'PendingDeletion' AND deletion_date <= ?",
+            (_epoch(now),),
+        )
+
+    def deleted_keys(self) -> list[str]:
+        return self._column("SELECT key_id FROM keys WHERE state = 'Deleted'", ())
+
+    def aliases_of(self, key_id: str) -> list[str]:
+        return self._column("SELECT alias_id FROM aliases WHERE target_key_id = ?", (key_id,))
+
     def _column(self, sql: str, params: tuple[Any, ...]) -> list[str]:
         with self.datastore.transaction(commit=False) as cursor:
             cursor.execute(sql, params)
@@ -90,7 +130,7 @@ def project(event: object, cursor: SQLiteCursor) -> None:
 def _(event: Cmk.Created, cursor: SQLiteCursor) -> None:
     key_id = str(event.originator_id)
     cursor.execute(
-        "INSERT OR REPLACE INTO keys VALUES (?, ?, ?, 'Enabled')",
+        "INSERT OR REPLACE INTO keys VALUES (?, ?, ?, 'Enabled', NULL, NULL)",
         (key_id, event.account, event.region),
     )
     _set_tags(cursor, key_id, event.tags)
@@ -112,6 +152,47 @@ def _(event: Cmk.TagsChanged, cursor: SQLiteCursor) -> None:
     for tag_key in event.removed_keys:
         cursor.execute("DELETE FROM tags WHERE key_id = ? AND tag_key = ?", (key_id, tag_key))
     _set_tags(cursor, key_id, event.set_tags)
+
+
+@project.register
+def _(event: Cmk.RotationEnabled, cursor: SQLiteCursor) -> None:
+    _set_rotation(cursor, event, event.next_rotation)
+
+
+@project.register
+def _(event: Cmk.RotationDisabled, cursor: SQLiteCursor) -> None:
+    _set_rotation(cursor, event, None)
+
+
+@project.register
+def _(event: Cmk.Rotated, cursor: SQLiteCursor) -> None:
+    if event.next_rotation is not None:
+        _set_rotation(cursor, event, event.next_rotation)
+
+
+@project.register
+def _(event: Cmk.DeletionScheduled, cursor: SQLiteCursor) -> None:
+    cursor.execute(
+        "UPDATE keys SET state = 'PendingDeletion', deletion_date = ? WHERE key_id = ?",
+        (_epoch(event.deletion_date), str(event.originator_id)),
+    )
+
+
+@project.register
+def _(event: Cmk.DeletionCancelled, cursor: SQLiteCursor) -> None:
+    cursor.execute(
+        "UPDATE keys SET state = 'Disabled', deletion_date = NULL WHERE key_id = ?",
+        (str(event.originator_id),),
+    )
+
+
+@project.register
+def _(event: Cmk.Deleted, cursor: SQLiteCursor) -> None:
+    key_id = str(event.originator_id)
+    cursor.execute(
+        "UPDATE keys SET state = 'Deleted', next_rotation = NULL WHERE key_id = ?", (key_id,)
+    )
+    cursor.execute("DELETE FROM tags WHERE key_id = ?", (key_id,))
 
 
 @project.register
@@ -147,6 +228,13 @@ def _(event: Alias.Deleted, cursor: SQLiteCursor) -> None:
     cursor.execute(
         "UPDATE aliases SET target_key_id = NULL, updated = ? WHERE alias_id = ?",
         (_epoch(event.timestamp), str(event.originator_id)),
+    )
+
+
+def _set_rotation(cursor: SQLiteCursor, event: Cmk.Event, moment: datetime | None) -> None:
+    cursor.execute(
+        "UPDATE keys SET next_rotation = ? WHERE key_id = ?",
+        (None if moment is None else _epoch(moment), str(event.originator_id)),
     )
 
 

@@ -30,6 +30,7 @@ class PollingRunner:
         self.interval, self.batch = interval, batch
         self.position = view.position(app.name)
         self._wake = threading.Event()
+        self._catching_up = threading.Lock()
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -48,6 +49,10 @@ class PollingRunner:
 
     def catch_up(self) -> int:
         """Process everything recorded so far; returns the number of events projected."""
+        with self._catching_up:
+            return self._catch_up()
+
+    def _catch_up(self) -> int:
         processed = 0
         while True:
             notifications = self.app.recorder.select_notifications(

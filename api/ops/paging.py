@@ -29,6 +29,17 @@ def after(marker: str | None) -> str:
     return text.removeprefix(_MARKER_PREFIX)
 
 
+def after_index(marker: str | None) -> int:
+    """For lists paged by position rather than by a sort key."""
+    text = after(marker)
+    if text and not text.isdigit():
+        raise InvalidMarkerError(
+            "The request was rejected because the marker that specifies where pagination "
+            "should next begin is not valid."
+        )
+    return int(text or 0)
+
+
 def page(
     rows: Sequence[T], limit: int, sort_key: Callable[[T], str], name: str, entries: list[Any]
 ) -> dict[str, Any]:

@@ -89,7 +89,7 @@ def test_a_disabled_key_refuses_cryptographic_use_with_aws_text() -> None:
 
 def test_a_key_pending_deletion_refuses_enable_and_tagging() -> None:
     cmk = new_key()
-    cmk.state = KeyState.PENDING_DELETION  # the lifecycle issue adds the event for this
+    cmk.schedule_deletion(30, CTX, NOW)
     with pytest.raises(InvalidStateError, match="is pending deletion"):
         cmk.enable(CTX, NOW)
     with pytest.raises(InvalidStateError):

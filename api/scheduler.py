@@ -1,0 +1,80 @@
+"""The scheduler inside `keyledger serve`: due rotations, due deletions, shredding repair."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import os
+import signal
+from uuid import UUID
+
+from api.services import Services
+
+log = logging.getLogger("keyledger.scheduler")
+KILL_BEFORE_SHRED = "kill-before-shred"
+
+
+class Scheduler:
+    """Issues due work as ordinary KeyLedger commands, recorded as service events.
+
+    Restart-safe: due work is found from the view, so what fell due while the server
+    was down runs at the next pass. Run-once: each command re-checks "is it due?"
+    against the aggregate it saves, and optimistic concurrency makes a second process
+    racing for the same work reload and find nothing left to do.
+    """
+
+    def __init__(self, services: Services, interval: float = 30.0, fault: str | None = None):
+        self.services = services
+        self.interval = interval
+        self.fault = fault  # dev-clock fault injection for crash tests
+        self._pass = asyncio.Lock()
+
+    async def run_forever(self) -> None:
+        while True:
+            try:
+                await self.run_due()
+            except Exception:
+                log.exception("scheduler pass failed; retrying at the next interval")
+            await asyncio.sleep(self.interval)
+
+    async def run_due(self) -> int:
+        """One pass; returns how many keys it rotated, deleted or shredded."""
+        async with self._pass:
+            services = self.services
+            await services.read(services.runner.catch_up)
+            done = await services.read(self.repair_shredding)
+            now = services.clock()
+            for key_id in await services.read(services.view.due_rotations, now):
+                done += await self._command(services.ledger.rotate_if_due, UUID(key_id))
+            for key_id in await services.read(services.view.due_deletions, now):
+                done += await self._delete(UUID(key_id))
+            return done
+
+    async def _command(self, method: object, key_id: UUID, **kwargs: object) -> int:
+        job = functools.partial(method, key_id=key_id, **kwargs)  # type: ignore[call-overload]
+        outcome = await self.services.commands(job)
+        return int(bool(outcome.value))
+
+    async def _delete(self, key_id: UUID) -> int:
+        """The Deleted event is durable first; only then are the wrapping keys destroyed.
+        A crash in between leaves work for repair_shredding at the next pass."""
+        aliases = await self.services.read(self.services.view.aliases_of, str(key_id))
+        alias_ids = [UUID(alias_id) for alias_id in aliases]
+        if not await self._command(self.services.ledger.delete_if_due, key_id, alias_ids=alias_ids):
+            return 0
+        if self.fault == KILL_BEFORE_SHRED:
+            log.warning("dev fault: killing the server between Deleted and shredding")
+            os.kill(os.getpid(), signal.SIGKILL)
+        await self.services.read(self.services.ledger.keystore.destroy, key_id)
+        log.info("key deleted and its wrapping keys destroyed", extra={"key_id": str(key_id)})
+        return 1
+
+    def repair_shredding(self) -> int:
+        """Destroy what a crash left: wrapping keys of keys already Deleted."""
+        keystore = self.services.ledger.keystore
+        leftover = set(self.services.view.deleted_keys()) & keystore.key_ids()
+        for key_id in leftover:
+            keystore.destroy(UUID(key_id))
+            log.warning("completed an interrupted key deletion", extra={"key_id": key_id})
+        return len(leftover)
