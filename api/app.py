@@ -19,7 +19,7 @@ from api.config import Settings
 from api.dev import DEV_CLOCK, SCHEDULER, advance_clock
 from api.dispatch import handle, not_found
 from api.scheduler import Scheduler
-from api.services import SERVICES, Services
+from api.services import SERVICES, Caller, Services
 from api.sigv4 import SigV4Verifier
 from api.wire import load_kms_model
 from eventstore.clock import Clock, OffsetClock, system_clock
@@ -34,6 +34,7 @@ from projections.runner import PollingRunner
 
 log = logging.getLogger("keyledger")
 SETTINGS = web.AppKey("settings", Settings)
+SIGNED_SERVICES = frozenset({"kms", "sts"})  # STS answers GetCallerIdentity on this port
 DEV_FAULT_ENV = "KEYLEDGER_DEV_FAULT"  # honoured only with --dev-clock (crash tests)
 
 
@@ -109,15 +110,16 @@ def _root_key(settings: Settings) -> bytes:
 def open_services(settings: Settings, clock: Clock) -> Services:
     stores = _stores(settings)
     keystore = Keystore(stores["keystore"], _root_key(settings))
-    ledger = KeyLedger(_ledger_env(stores, "keyledger"), keystore, clock)
-    usage = UsageLedger(_ledger_env(stores, "usageledger"))
     view = KeysView(SQLiteDatastore(stores["views"], lock_timeout=15))
     view.create_table()
+    ledger = KeyLedger(_ledger_env(stores, "keyledger"), keystore, clock, view.alias_names_of)
+    usage = UsageLedger(_ledger_env(stores, "usageledger"))
     runner = PollingRunner(ledger, view)
     runner.catch_up()
     runner.start()
     ledger.listeners.append(runner.nudge)
-    credentials = {c.access_key_id: c for c in settings.principals}
+    configs = settings.principal_configs
+    credentials = {p.credential.access_key_id: p.credential for p in configs}
     log.info("keyledger stores open", extra={"stores": sorted(stores)})
     return Services(
         ledger=ledger,
@@ -130,10 +132,14 @@ def open_services(settings: Settings, clock: Clock) -> Services:
         readers=ThreadPoolExecutor(settings.reader_threads, thread_name_prefix="reader"),
         # Signatures are checked against wall time, never the dev clock: a client signs
         # with its own real clock (SigV4 allows 5 minutes of skew).
-        verifier=SigV4Verifier(credentials.get, clock=time.time),
+        verifier=SigV4Verifier(credentials.get, clock=time.time, services=SIGNED_SERVICES),
         wire=load_kms_model(),
         clock=clock,
         max_body_bytes=settings.max_body_bytes,
+        callers={
+            key: Caller.from_config(p) for p in configs for key in [p.credential.access_key_id]
+        },
+        known_principals=frozenset(p.credential.principal_arn for p in configs),
     )
 
 

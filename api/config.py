@@ -3,29 +3,47 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from api.sigv4 import Credential
+from domain.errors import MalformedPolicyDocumentError
+from domain.policy import parse_policy
 
 CONFIG_ENV = "KEYLEDGER_CONFIG"
 DEFAULT_ACCOUNT = "000000000000"
 _PRINCIPAL_ARN = re.compile(r"^arn:aws[a-z-]*:iam::(\d{12}):(root|user/.+|role/.+)$")
+_SERVICE_PRINCIPAL = re.compile(r"^[a-z0-9-]+(\.[a-z0-9-]+)*\.amazonaws\.com$")
+_ACCOUNT = re.compile(r"^\d{12}$")
 
 
 class ConfigError(ValueError):
     """The configuration file is unusable; the server must not start."""
 
 
-def default_principals() -> tuple[Credential, ...]:
+@dataclass(frozen=True)
+class PrincipalConfig:
+    """One principal of the configuration: its access key, its IAM identity policies
+    (JSON texts), and — for a principal that acts through an AWS service — that service,
+    which becomes the kms:ViaService of its calls."""
+
+    credential: Credential
+    policies: tuple[str, ...] = ()
+    via_service: str | None = None
+    is_service: bool = False
+
+
+def default_principals() -> tuple[PrincipalConfig, ...]:
     """Without a file, access key ``test`` / secret ``test`` is the root of account
     000000000000: the convention users of local AWS emulators already have."""
     arn = f"arn:aws:iam::{DEFAULT_ACCOUNT}:root"
-    return (Credential("test", "test", arn, DEFAULT_ACCOUNT),)
+    return (PrincipalConfig(Credential("test", "test", arn, DEFAULT_ACCOUNT)),)
 
 
 @dataclass(frozen=True)
@@ -33,7 +51,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 4599
     data_dir: Path | None = Path("data")  # None: the in-memory store (tests only)
-    principals: tuple[Credential, ...] = field(default_factory=default_principals)
+    principals: tuple[PrincipalConfig | Credential, ...] = field(default_factory=default_principals)
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     max_body_bytes: int = 256 * 1024
     reader_threads: int = 4
@@ -43,6 +61,14 @@ class Settings:
     def __post_init__(self) -> None:
         if self.dev_clock and not is_loopback(self.host):
             raise ConfigError("--dev-clock is refused unless the server binds a loopback address")
+        configs = tuple(
+            p if isinstance(p, PrincipalConfig) else PrincipalConfig(p) for p in self.principals
+        )
+        object.__setattr__(self, "principals", configs)
+
+    @property
+    def principal_configs(self) -> tuple[PrincipalConfig, ...]:
+        return self.principals  # type: ignore[return-value] - normalised in __post_init__
 
 
 def is_loopback(host: str) -> bool:
@@ -54,7 +80,7 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def load_principals(path: Path) -> tuple[Credential, ...]:
+def load_principals(path: Path) -> tuple[PrincipalConfig, ...]:
     try:
         document = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as error:
@@ -63,20 +89,51 @@ def load_principals(path: Path) -> tuple[Credential, ...]:
     if not isinstance(entries, list) or not entries:
         raise ConfigError(f"{path}: expected at least one [[principals]] table")
     principals = tuple(_principal(entry, path) for entry in entries)
-    keys = [p.access_key_id for p in principals]
+    keys = [p.credential.access_key_id for p in principals]
     if len(set(keys)) != len(keys):
         raise ConfigError(f"{path}: an access_key_id appears twice")
     return principals
 
 
-def _principal(entry: object, path: Path) -> Credential:
+def _principal(entry: object, path: Path) -> PrincipalConfig:
     if not isinstance(entry, dict):
         raise ConfigError(f"{path}: each [[principals]] entry must be a table")
     try:
         arn, key, secret = entry["arn"], entry["access_key_id"], entry["secret_access_key"]
     except KeyError as missing:
         raise ConfigError(f"{path}: a principal lacks {missing}") from None
-    match = _PRINCIPAL_ARN.match(str(arn))
-    if match is None:
-        raise ConfigError(f"{path}: {arn!r} is not an IAM root, user or role ARN")
-    return Credential(str(key), str(secret), str(arn), match.group(1))
+    account, is_service = _account_of(str(arn), entry, path)
+    via = entry.get("via_service")
+    return PrincipalConfig(
+        credential=Credential(str(key), str(secret), str(arn), account),
+        policies=tuple(_policy_text(p, path) for p in entry.get("policies", [])),
+        via_service=str(via) if via else None,
+        is_service=is_service,
+    )
+
+
+def _account_of(arn: str, entry: dict[str, Any], path: Path) -> tuple[str, bool]:
+    """IAM principals carry their account in the ARN; a service principal
+    (``s3.amazonaws.com``) names the account it acts in with ``account``."""
+    match = _PRINCIPAL_ARN.match(arn)
+    if match is not None:
+        return match.group(1), False
+    if _SERVICE_PRINCIPAL.match(arn) and _ACCOUNT.match(str(entry.get("account", ""))):
+        return str(entry["account"]), True
+    raise ConfigError(
+        f"{path}: {arn!r} is neither an IAM root, user or role ARN nor a service principal "
+        "with a 12-digit account"
+    )
+
+
+def _policy_text(policy: object, path: Path) -> str:
+    """An identity policy: a JSON string, or the same document as a TOML table."""
+    if isinstance(policy, dict):
+        policy = json.dumps(policy)
+    if not isinstance(policy, str):
+        raise ConfigError(f"{path}: policies must be JSON strings or tables")
+    try:
+        parse_policy(policy)
+    except MalformedPolicyDocumentError as error:
+        raise ConfigError(f"{path}: an identity policy is malformed: {error.message}") from None
+    return policy

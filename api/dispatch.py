@@ -13,6 +13,8 @@ from aiohttp import web
 from api.ops import OPERATIONS
 from api.recording import request_record
 from api.services import SERVICES, Call, Services
+from api.sts import caller_identity
+from api.sts import error_response as sts_error
 from domain.errors import (
     InternalError,
     KmsError,
@@ -38,11 +40,15 @@ async def handle(request: web.Request) -> web.Response:
         user_agent=request.headers.get("User-Agent"),
     )
     try:
-        result = await _run(request, call)
+        body = await _authenticate(request, call)
+        if call.service == "sts":
+            response = caller_identity(call, body)
+            await services.records(request_record(call, None))
+            return response
+        result = await _run(request, call, body)
         if not call.recorded:
             await services.records(request_record(call, None))
-        body = services.wire.serialize_response(call.operation, result)
-        return _respond(call, 200, body)
+        return _respond(call, 200, services.wire.serialize_response(call.operation, result))
     except KmsError as error:
         return await _refuse(call, error)
     except Exception:
@@ -59,7 +65,8 @@ async def not_found(request: web.Request) -> web.Response:
     return await _refuse(call, error)
 
 
-async def _run(request: web.Request, call: Call) -> dict[str, Any]:
+async def _authenticate(request: web.Request, call: Call) -> bytes:
+    """Read the body and verify its signature; the request context follows from it."""
     services = call.services
     body = await _read_body(request, services.max_body_bytes)
     auth = services.verifier.verify(
@@ -77,7 +84,14 @@ async def _run(request: web.Request, call: Call) -> dict[str, Any]:
         source_ip=call.source_ip,
         user_agent=call.user_agent,
         access_key_id=auth.access_key_id,
+        identity=services.callers[auth.access_key_id].identity(auth.region, call.source_ip),
     )
+    call.service = auth.service
+    return body
+
+
+async def _run(request: web.Request, call: Call, body: bytes) -> dict[str, Any]:
+    services = call.services
     call.operation = _operation(request, services)
     handler = OPERATIONS.get(call.operation)
     if handler is None:
@@ -123,6 +137,8 @@ async def _refuse(call: Call, error: KmsError) -> web.Response:
     except Exception:
         log.exception("audit record failed", extra={"request_id": call.request_id})
         error = InternalError("An internal error occurred.")
+    if call.service == "sts":
+        return sts_error(call, error)
     return _respond(call, error.status, {"__type": error.code, "message": error.message})
 
 

@@ -33,7 +33,15 @@ from domain.values import (
 # Decrypt, ... GenerateDataKey*" row: https://docs.aws.amazon.com/kms/latest/developerguide/key-state.html).
 AUTOMATIC, ON_DEMAND = "AUTOMATIC", "ON_DEMAND"
 CRYPTO_OPERATIONS = frozenset(
-    {"Encrypt", "Decrypt", "ReEncrypt", "GenerateDataKey", "GenerateDataKeyWithoutPlaintext"}
+    {
+        "Encrypt",
+        "Decrypt",
+        "ReEncrypt",
+        "ReEncryptFrom",
+        "ReEncryptTo",
+        "GenerateDataKey",
+        "GenerateDataKeyWithoutPlaintext",
+    }
 )
 
 
@@ -59,8 +67,10 @@ class Cmk(Aggregate):
         multi_region: bool
         material_id: str
         wrapped_material: bytes
+        key_manager: str = "CUSTOMER"  # AWS for AWS managed keys (alias/aws/<service>)
 
         def apply(self, cmk: Cmk) -> None:
+            cmk.key_manager = self.key_manager
             cmk.account, cmk.region = self.account, self.region
             cmk.key_spec, cmk.key_usage, cmk.origin = self.key_spec, self.key_usage, self.origin
             cmk.description, cmk.policy = self.description, self.policy
@@ -103,6 +113,13 @@ class Cmk(Aggregate):
             for key in self.removed_keys:
                 cmk.tags.pop(key, None)
             cmk.tags.update(self.set_tags)
+
+    class PolicyPut(Event):
+        TOPIC = "keyledger:Cmk.PolicyPut"
+        policy: str
+
+        def apply(self, cmk: Cmk) -> None:
+            cmk.policy = self.policy
 
     class RotationEnabled(Event):
         TOPIC = "keyledger:Cmk.RotationEnabled"
@@ -180,6 +197,7 @@ class Cmk(Aggregate):
         policy: str
         tags: dict[str, str]
         multi_region: bool
+        key_manager: str
         state: KeyState
         materials: dict[str, bytes]
         current_material_id: str
@@ -201,6 +219,7 @@ class Cmk(Aggregate):
         tags: dict[str, str],
         material_id: str,
         wrapped_material: bytes,
+        key_manager: str = "CUSTOMER",
     ) -> Cmk:
         """CreateKey for a symmetric AWS_KMS key; material is decided by the caller."""
         check_tags_allowed(list(tags))
@@ -222,6 +241,7 @@ class Cmk(Aggregate):
             multi_region=False,
             material_id=material_id,
             wrapped_material=wrapped_material,
+            key_manager=key_manager,
         )
 
     @property
@@ -263,6 +283,11 @@ class Cmk(Aggregate):
         self.trigger_event(
             self.DescriptionUpdated, timestamp=now, request=ctx.as_dict(), description=description
         )
+
+    def put_policy(self, policy: str, ctx: RequestContext, now: datetime) -> None:
+        """PutKeyPolicy; the document was validated by the caller (grammar, principals,
+        lockout). Allowed in every key state but Deleted (key-state table)."""
+        self.trigger_event(self.PolicyPut, timestamp=now, request=ctx.as_dict(), policy=policy)
 
     def tag(self, tags: dict[str, str], ctx: RequestContext, now: datetime) -> None:
         """TagResource: new values replace old ones; 50 tags per key at most."""
@@ -424,7 +449,7 @@ class Cmk(Aggregate):
             "KeyUsage": self.key_usage,
             "KeyState": self.state.value,
             "Origin": self.origin,
-            "KeyManager": "CUSTOMER",
+            "KeyManager": self.key_manager,
             "CustomerMasterKeySpec": self.key_spec,
             "KeySpec": self.key_spec,
             "EncryptionAlgorithms": [SYMMETRIC_DEFAULT],

@@ -197,7 +197,10 @@ def _to_datetime(value: object) -> datetime:
     if isinstance(value, datetime):
         moment = value
     elif isinstance(value, int | float | Decimal) and not isinstance(value, bool):
-        moment = datetime.fromtimestamp(float(value), UTC)
+        try:
+            moment = datetime.fromtimestamp(float(value), UTC)
+        except (OverflowError, OSError):
+            raise ValueError(value) from None
     elif isinstance(value, str):
         moment = datetime.fromisoformat(value.strip())
     else:
@@ -638,7 +641,7 @@ def _one_of(raw: dict[str, Any], plain: str, negated: str, required: bool) -> tu
     if negated in raw:
         return raw[negated], True
     if plain not in raw and required:
-        raise _malformed(f"A statement must have a {plain} or {negated} element.")
+        raise _malformed(f"A statement must have an {plain} or {negated} element.")
     return raw.get(plain), False
 
 

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from domain.errors import InvalidAliasNameError, NotFoundError, ValidationError
+
+if TYPE_CHECKING:
+    from domain.authorization import Identity
 
 
 class KeyState(StrEnum):
@@ -39,6 +43,9 @@ _ALIAS_NAME_RE = re.compile(r"^alias/[a-zA-Z0-9/_-]+$")
 RESERVED_ALIAS_PREFIX = "alias/aws/"
 
 
+_TRANSIENT = frozenset({"identity", "conditions"})
+
+
 @dataclass(frozen=True)
 class RequestContext:
     """Who asked, from where, and when: stamped on every event and usage record."""
@@ -53,6 +60,9 @@ class RequestContext:
     # CloudTrail's eventType: "AwsApiCall" for callers, "AwsServiceEvent" when keyledger
     # itself acts (automatic rotation, deletion at the end of the waiting period).
     event_type: str = "AwsApiCall"
+    # Not persisted: the caller's policies, and condition keys from the request itself.
+    identity: Identity | None = field(default=None, compare=False, repr=False)
+    conditions: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def service(cls, account: str, region: str, request_id: str) -> RequestContext:
@@ -66,7 +76,10 @@ class RequestContext:
         )
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _TRANSIENT}
+
+    def with_conditions(self, **conditions: Any) -> RequestContext:
+        return replace(self, conditions={**self.conditions, **conditions})
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RequestContext:

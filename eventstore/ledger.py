@@ -13,11 +13,12 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, JSONTranscoder
 
+from domain import managed_keys
 from domain.alias import Alias
+from domain.authorization import authorize_identity, authorize_key, mentions_resource_aliases
 from domain.cmk import AUTOMATIC, ON_DEMAND, Cmk
 from domain.crypto import material_aad, wrap
 from domain.errors import (
-    AccessDeniedError,
     InternalError,
     InvalidCiphertextError,
     InvalidStateError,
@@ -27,6 +28,7 @@ from domain.errors import (
 from domain.values import (
     KeyState,
     RequestContext,
+    alias_arn,
     check_alias_name,
     default_key_policy,
     key_arn,
@@ -77,25 +79,22 @@ class UnitOfWork:
         return [a for a in self._loaded.values() if a is not None and a.pending_events]
 
 
-def check_same_account(cmk: Cmk, ctx: RequestContext, operation: str) -> None:
-    """Until key policies land, a principal may use only its own account's keys; the
-    refusal has AWS's AccessDeniedException shape."""
-    if cmk.account != ctx.account:
-        raise AccessDeniedError(
-            f"User: {ctx.principal} is not authorized to perform: kms:{operation} on "
-            f"resource: {cmk.arn} because no resource-based policy allows the "
-            f"kms:{operation} action"
-        )
-
-
 class KeyLedger(Application):
     """CMKs and aliases. Commands run on the writer thread through ``run_batch``."""
 
     name = "KeyLedger"
 
-    def __init__(self, env: dict[str, str], keystore: Keystore, clock: Clock) -> None:
+    def __init__(
+        self,
+        env: dict[str, str],
+        keystore: Keystore,
+        clock: Clock,
+        aliases_of: Callable[[str], list[str]] = lambda _key_id: [],
+    ) -> None:
         self.keystore = keystore
         self.clock = clock
+        # Alias names of a key, for kms:ResourceAliases; eventually consistent, as in AWS.
+        self.aliases_of = aliases_of
         self.last_saved_id = 0
         self.listeners: list[Callable[[int], None]] = []
         super().__init__(env)
@@ -190,8 +189,16 @@ class KeyLedger(Application):
             raise NotFoundError(f"Key '{missing}' does not exist")
         if cmk.state is KeyState.DELETED:
             raise NotFoundError(f"Key '{cmk.arn}' does not exist")
-        check_same_account(cmk, ctx, operation)
+        self.authorize(cmk, ctx, operation, ref.alias_name)
         return cmk
+
+    def authorize(
+        self, cmk: Cmk, ctx: RequestContext, operation: str, request_alias: str | None = None
+    ) -> None:
+        aliases = self.aliases_of(str(cmk.id)) if mentions_resource_aliases(cmk, ctx) else []
+        authorize_key(
+            cmk, ctx, operation, self.clock(), aliases=aliases, request_alias=request_alias
+        )
 
     def key_for_ciphertext(self, ctx: RequestContext, key_id: UUID, operation: str) -> Cmk:
         """The key a ciphertext header names. A blob naming no key of this region is
@@ -201,7 +208,7 @@ class KeyLedger(Application):
             raise InvalidCiphertextError
         if cmk.state is KeyState.DELETED:
             raise NotFoundError(f"Key '{cmk.arn}' does not exist")
-        check_same_account(cmk, ctx, operation)
+        self.authorize(cmk, ctx, operation)
         return cmk
 
     def read_key(self, ctx: RequestContext, key_id: str, operation: str) -> Cmk:
@@ -225,6 +232,7 @@ class KeyLedger(Application):
         policy: str | None,
         tags: dict[str, str],
     ) -> dict[str, Any]:
+        authorize_identity(ctx, "CreateKey", "*", uow.now)
         key_id = uuid4()
         material_id, wrapped = self._new_material(key_id)
         cmk = Cmk.create(
@@ -270,6 +278,38 @@ class KeyLedger(Application):
         cmk = self.resolve(uow.get, ctx, key_id, "UntagResource", allow_alias=False)
         cmk.untag(tag_keys, ctx, uow.now)
         return cmk.arn
+
+    def put_key_policy(self, uow: UnitOfWork, ctx: RequestContext, key_id: str, policy: str) -> str:
+        """The document was validated (grammar, principals, lockout) by the caller."""
+        cmk = self.resolve(uow.get, ctx, key_id, "PutKeyPolicy", allow_alias=False)
+        cmk.put_policy(policy, ctx, uow.now)
+        return cmk.arn
+
+    def ensure_managed_key(self, uow: UnitOfWork, ctx: RequestContext, alias_name: str) -> bool:
+        """First use of a predefined alias/aws/<service> creates its AWS managed key."""
+        service = managed_keys.service_of(alias_name)
+        alias = uow.get(Alias.id_for(ctx.account, ctx.region, alias_name))
+        if service is None or (isinstance(alias, Alias) and not alias.deleted):
+            return False
+        key_id = uuid4()
+        cmk = Cmk.create(
+            key_id=key_id,
+            ctx=ctx,
+            now=uow.now,
+            description=managed_keys.description(service),
+            policy=managed_keys.policy(ctx.account, ctx.region, service),
+            tags={},
+            material_id=(material := self._new_material(key_id))[0],
+            wrapped_material=material[1],
+            key_manager="AWS",
+        )
+        cmk.enable_rotation(managed_keys.ROTATION_DAYS, ctx, uow.now)
+        uow.add(cmk)
+        if isinstance(alias, Alias):
+            alias.recreate(str(key_id), ctx, uow.now)
+        else:
+            uow.add(Alias.create(alias_name, str(key_id), ctx, uow.now))
+        return True
 
     def enable_key_rotation(
         self, uow: UnitOfWork, ctx: RequestContext, key_id: str, period_days: int
@@ -339,6 +379,9 @@ class KeyLedger(Application):
         self, uow: UnitOfWork, ctx: RequestContext, alias_name: str, target_key_id: str
     ) -> str:
         check_alias_name(alias_name, creating=True)
+        authorize_identity(
+            ctx, "CreateAlias", alias_arn(ctx.region, ctx.account, alias_name), uow.now
+        )
         cmk = self._alias_target(uow, ctx, target_key_id, "CreateAlias")
         existing = uow.get(Alias.id_for(ctx.account, ctx.region, alias_name))
         if isinstance(existing, Alias):
@@ -352,6 +395,8 @@ class KeyLedger(Application):
     ) -> str:
         check_alias_name(alias_name, creating=True)
         alias = self._existing_alias(uow, ctx, alias_name)
+        authorize_identity(ctx, "UpdateAlias", alias.arn, uow.now)
+        self._current_target(uow, ctx, alias, "UpdateAlias")
         cmk = self._alias_target(uow, ctx, target_key_id, "UpdateAlias")
         alias.retarget(str(cmk.id), ctx, uow.now)
         return cmk.arn
@@ -359,6 +404,8 @@ class KeyLedger(Application):
     def delete_alias(self, uow: UnitOfWork, ctx: RequestContext, alias_name: str) -> str:
         check_alias_name(alias_name, creating=False)
         alias = self._existing_alias(uow, ctx, alias_name)
+        authorize_identity(ctx, "DeleteAlias", alias.arn, uow.now)
+        self._current_target(uow, ctx, alias, "DeleteAlias")
         alias.delete(ctx, uow.now)
         return key_arn(ctx.region, ctx.account, alias.target_key_id)
 
@@ -368,6 +415,14 @@ class KeyLedger(Application):
             arn = f"arn:aws:kms:{ctx.region}:{ctx.account}:{alias_name}"
             raise NotFoundError(f"Alias {arn} is not found.")
         return alias
+
+    def _current_target(
+        self, uow: UnitOfWork, ctx: RequestContext, alias: Alias, operation: str
+    ) -> None:
+        """An alias operation needs permission on the key the alias points at now."""
+        cmk = uow.get(UUID(alias.target_key_id))
+        if isinstance(cmk, Cmk) and cmk.state is not KeyState.DELETED:
+            self.authorize(cmk, ctx, operation)
 
     def _alias_target(
         self, uow: UnitOfWork, ctx: RequestContext, target_key_id: str, operation: str

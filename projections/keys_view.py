@@ -108,6 +108,21 @@ class KeysView(SQLiteTrackingRecorder):
     def deleted_keys(self) -> list[str]:
         return self._column("SELECT key_id FROM keys WHERE state = 'Deleted'", ())
 
+    def alias_names_of(self, key_id: str) -> list[str]:
+        return self._column(
+            "SELECT name FROM aliases WHERE target_key_id = ? ORDER BY name", (key_id,)
+        )
+
+    def existing_names(self, account: str, region: str, names: Sequence[str]) -> set[str]:
+        """Which of ``names`` are live aliases (for the predefined alias/aws/* list)."""
+        with self.datastore.transaction(commit=False) as cursor:
+            cursor.execute(
+                "SELECT name FROM aliases WHERE account = ? AND region = ? "
+                "AND target_key_id IS NOT NULL AND name LIKE 'alias/aws/%'",
+                (account, region),
+            )
+            return {row[0] for row in cursor.fetchall()} & set(names)
+
     def aliases_of(self, key_id: str) -> list[str]:
         return self._column("SELECT alias_id FROM aliases WHERE target_key_id = ?", (key_id,))
 

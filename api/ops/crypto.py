@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from typing import Any
 
+from api.ops.managed import ensure_managed_key
 from api.services import Call
+from domain.authorization import authorize_identity, request_conditions
 from domain.crypto import parse_header
 from domain.errors import (
     DryRunOperationError,
@@ -29,8 +32,19 @@ def _no_recipient(call: Call) -> None:
         raise UnsupportedOperationError("Recipient (Nitro Enclaves attestation) is not supported.")
 
 
+def _with_request_conditions(call: Call, context_param: str, algorithm_param: str) -> None:
+    """kms:EncryptionContext:*, kms:EncryptionContextKeys and kms:EncryptionAlgorithm."""
+    conditions = request_conditions(
+        encryption_context=call.params.get(context_param, {}),
+        algorithm=call.params.get(algorithm_param, SYMMETRIC_DEFAULT),
+    )
+    call.ctx = replace(call.context, conditions=conditions)
+
+
 async def encrypt(call: Call) -> dict[str, Any]:
     p, keys = call.params, call.services.keys
+    _with_request_conditions(call, "EncryptionContext", "EncryptionAlgorithm")
+    await ensure_managed_key(call, p["KeyId"])
     cmk = await call.read(keys.usable_key, call.context, p["KeyId"], "Encrypt")
     call.key_arn = cmk.arn
     check_algorithm(cmk, p.get("EncryptionAlgorithm"))
@@ -48,6 +62,7 @@ async def decrypt(call: Call) -> dict[str, Any]:
     _no_recipient(call)
     if call.params.get("DryRun") and IGNORE_CIPHERTEXT in p.get("DryRunModifiers", []):
         return await _dry_run_without_ciphertext(call, "Decrypt")
+    _with_request_conditions(call, "EncryptionContext", "EncryptionAlgorithm")
     blob = _ciphertext(p)
     header = parse_header(blob)
     cmk = await call.read(keys.source_key, call.context, header, p.get("KeyId"), "Decrypt")
@@ -84,13 +99,20 @@ def _ciphertext(params: dict[str, Any]) -> bytes:
 
 
 async def re_encrypt(call: Call) -> dict[str, Any]:
-    p, keys, ctx = call.params, call.services.keys, call.context
+    p, keys = call.params, call.services.keys
     if call.params.get("DryRun") and IGNORE_CIPHERTEXT in p.get("DryRunModifiers", []):
-        return await _dry_run_without_ciphertext(call, "ReEncrypt")
+        return await _dry_run_without_ciphertext(call, "ReEncryptTo")
     blob = _ciphertext(p)
     header = parse_header(blob)
-    source = await call.read(keys.source_key, ctx, header, p.get("SourceKeyId"), "ReEncrypt")
-    destination = await call.read(keys.usable_key, ctx, p["DestinationKeyId"], "ReEncrypt")
+    _with_request_conditions(call, "SourceEncryptionContext", "SourceEncryptionAlgorithm")
+    source = await call.read(
+        keys.source_key, call.context, header, p.get("SourceKeyId"), "ReEncryptFrom"
+    )
+    _with_request_conditions(call, "DestinationEncryptionContext", "DestinationEncryptionAlgorithm")
+    await ensure_managed_key(call, p["DestinationKeyId"])
+    destination = await call.read(
+        keys.usable_key, call.context, p["DestinationKeyId"], "ReEncryptTo"
+    )
     call.key_arn = destination.arn
     check_algorithm(source, p.get("SourceEncryptionAlgorithm"))
     check_algorithm(destination, p.get("DestinationEncryptionAlgorithm"))
@@ -121,6 +143,8 @@ async def _generate_data_key(call: Call, operation: str) -> tuple[bytes, dict[st
     p, keys = call.params, call.services.keys
     _no_recipient(call)
     size = data_key_size(p)
+    _with_request_conditions(call, "EncryptionContext", "EncryptionAlgorithm")
+    await ensure_managed_key(call, p["KeyId"])
     cmk = await call.read(keys.usable_key, call.context, p["KeyId"], operation)
     call.key_arn = cmk.arn
     _dry_run(call)
@@ -150,6 +174,7 @@ async def generate_random(call: Call) -> dict[str, Any]:
         raise UnsupportedOperationError("Custom key stores are not supported by keyledger yet.")
     if "NumberOfBytes" not in call.params:
         raise ValidationError("NumberOfBytes is required.")
+    authorize_identity(call.context, "GenerateRandom", "*", call.services.clock())
     return {"Plaintext": os.urandom(call.params["NumberOfBytes"])}
 
 

@@ -4,22 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
+from api.ops.managed import ensure_managed_key
 from api.ops.paging import after, page
 from api.services import Call
+from domain.authorization import authorize_identity, check_lockout, request_conditions
 from domain.errors import (
-    MalformedPolicyDocumentError,
     NotFoundError,
     TagError,
     UnsupportedOperationError,
     ValidationError,
 )
+from domain.policy import validate_key_policy
 from domain.values import (
     AWS_KMS,
     DEFAULT_POLICY_NAME,
     ENCRYPT_DECRYPT,
-    MAX_POLICY_BYTES,
     SYMMETRIC_DEFAULT,
     key_arn,
 )
@@ -28,17 +27,48 @@ from domain.values import (
 async def create_key(call: Call) -> dict[str, Any]:
     p = call.params
     _check_key_shape(p)
+    tags = tags_from(p.get("Tags", []))
+    call.ctx = call.context.with_conditions(
+        **request_conditions(tags=tags),
+        **{
+            "kms:KeySpec": p.get("KeySpec", SYMMETRIC_DEFAULT),
+            "kms:KeyUsage": p.get("KeyUsage", ENCRYPT_DECRYPT),
+            "kms:KeyOrigin": p.get("Origin", AWS_KMS),
+            "kms:BypassPolicyLockoutSafetyCheck": p.get("BypassPolicyLockoutSafetyCheck", False),
+        },
+    )
     policy = p.get("Policy")
     if policy is not None:
-        check_policy_document(policy)
+        checked_policy(call, policy)
     metadata = await call.command(
         call.services.ledger.create_key,
         description=p.get("Description", ""),
         policy=policy,
-        tags=tags_from(p.get("Tags", [])),
+        tags=tags,
     )
     call.key_arn = metadata["Arn"]
     return {"KeyMetadata": metadata}
+
+
+def checked_policy(call: Call, policy: str, key_arn: str | None = None) -> None:
+    """Grammar, size, principals that exist, and the lockout safety check."""
+    known = call.services.known_principals
+    document = validate_key_policy(policy, known_principal=known.__contains__)
+    if not call.params.get("BypassPolicyLockoutSafetyCheck"):
+        check_lockout(document, call.context, call.services.clock(), key_arn)
+
+
+async def put_key_policy(call: Call) -> dict[str, Any]:
+    p, ledger = call.params, call.services.ledger
+    if p.get("PolicyName", DEFAULT_POLICY_NAME) != DEFAULT_POLICY_NAME:
+        raise NotFoundError("No such policy exists")
+    cmk = await call.read(
+        ledger.resolve, ledger.load, call.context, p["KeyId"], "PutKeyPolicy", allow_alias=False
+    )
+    call.key_arn = cmk.arn
+    checked_policy(call, p["Policy"], cmk.arn)
+    await call.command(ledger.put_key_policy, key_id=p["KeyId"], policy=p["Policy"])
+    return {}
 
 
 def _check_key_shape(p: dict[str, Any]) -> None:
@@ -64,18 +94,6 @@ def _check_key_shape(p: dict[str, Any]) -> None:
         raise UnsupportedOperationError("Multi-Region keys are not supported by keyledger yet.")
 
 
-def check_policy_document(policy: str) -> None:
-    """A key policy is a JSON object of at most 32 KB (KMS resource quotas)."""
-    if len(policy.encode("utf-8")) > MAX_POLICY_BYTES:
-        raise MalformedPolicyDocumentError("The policy document exceeds the 32 KB limit.")
-    try:
-        document = orjson.loads(policy)
-    except orjson.JSONDecodeError:
-        raise MalformedPolicyDocumentError("The policy is not valid JSON.") from None
-    if not isinstance(document, dict) or "Statement" not in document:
-        raise MalformedPolicyDocumentError("The policy must be a JSON object with a Statement.")
-
-
 def tags_from(entries: list[dict[str, str]]) -> dict[str, str]:
     keys = [entry["TagKey"] for entry in entries]
     if len(set(keys)) != len(keys):
@@ -84,6 +102,7 @@ def tags_from(entries: list[dict[str, str]]) -> dict[str, str]:
 
 
 async def describe_key(call: Call) -> dict[str, Any]:
+    await ensure_managed_key(call, call.params["KeyId"])
     cmk = await call.read(
         call.services.ledger.read_key, call.context, call.params["KeyId"], "DescribeKey"
     )
@@ -93,6 +112,7 @@ async def describe_key(call: Call) -> dict[str, Any]:
 
 async def list_keys(call: Call) -> dict[str, Any]:
     ctx, limit = call.context, call.params.get("Limit", 100)
+    authorize_identity(ctx, "ListKeys", "*", call.services.clock())
     await call.services.views_current()
     key_ids = await call.read(
         call.services.view.list_keys,
@@ -152,4 +172,5 @@ OPERATIONS = {
     "UpdateKeyDescription": update_key_description,
     "GetKeyPolicy": get_key_policy,
     "ListKeyPolicies": list_key_policies,
+    "PutKeyPolicy": put_key_policy,
 }

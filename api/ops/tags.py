@@ -7,18 +7,20 @@ from typing import Any
 from api.ops.keys import tags_from
 from api.ops.paging import after, page
 from api.services import Call
+from domain.authorization import request_conditions
 
 
 async def tag_resource(call: Call) -> dict[str, Any]:
+    tags = tags_from(call.params["Tags"])
+    call.ctx = call.context.with_conditions(**request_conditions(tags=tags))
     call.key_arn = await call.command(
-        call.services.ledger.tag_resource,
-        key_id=call.params["KeyId"],
-        tags=tags_from(call.params["Tags"]),
+        call.services.ledger.tag_resource, key_id=call.params["KeyId"], tags=tags
     )
     return {}
 
 
 async def untag_resource(call: Call) -> dict[str, Any]:
+    call.ctx = call.context.with_conditions(**request_conditions(tag_keys=call.params["TagKeys"]))
     call.key_arn = await call.command(
         call.services.ledger.untag_resource,
         key_id=call.params["KeyId"],

@@ -1,0 +1,181 @@
+"""Who may do what: the caller's identity, its condition keys, and the two kinds of check."""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from domain.errors import AccessDeniedError, MalformedPolicyDocumentError
+from domain.policy import (
+    DENY_IN_IDENTITY_POLICY,
+    LOCKOUT,
+    AccessRequest,
+    Decision,
+    Outcome,
+    Policy,
+    Principal,
+    authorize,
+    evaluate,
+    no_policy_allows,
+    parse_policy,
+    would_lock_out,
+)
+
+if TYPE_CHECKING:
+    from domain.cmk import Cmk
+    from domain.values import RequestContext
+
+_ROOT = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:root$")
+
+
+@dataclass(frozen=True)
+class Identity:
+    """An authenticated caller as authorization sees it; never persisted."""
+
+    principal: Principal
+    policies: tuple[Policy, ...] = ()
+    via_service: str | None = None  # e.g. "s3.us-east-1.amazonaws.com"
+    source_ip: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    mentions_resource_aliases: bool = False  # does any identity policy use that key?
+
+    @property
+    def is_root(self) -> bool:
+        return bool(_ROOT.match(self.principal.arn))
+
+
+def identity_of(ctx: RequestContext) -> Identity:
+    """The identity a request context carries; a context built without one (internal
+    callers, tests) acts as the principal it names, with no IAM policies."""
+    if ctx.identity is not None:
+        return ctx.identity
+    return Identity(Principal(ctx.principal or "", ctx.account), source_ip=ctx.source_ip)
+
+
+@functools.lru_cache(maxsize=4096)
+def key_policy(text: str) -> Policy:
+    """Key policies are validated when stored; parsed once per distinct text."""
+    return parse_policy(text)
+
+
+def mentions_resource_aliases(cmk: Cmk, ctx: RequestContext) -> bool:
+    """kms:ResourceAliases needs a view lookup; do it only for policies that use it."""
+    identity = identity_of(ctx)
+    return "resourcealiases" in cmk.policy.lower() or identity.mentions_resource_aliases
+
+
+def caller_conditions(identity: Identity, now: datetime) -> dict[str, Any]:
+    """Global and KMS condition keys that describe the caller
+    (https://docs.aws.amazon.com/kms/latest/developerguide/conditions-kms.html)."""
+    principal = identity.principal
+    return {
+        "aws:PrincipalArn": principal.arn,
+        "aws:PrincipalAccount": principal.account,
+        "kms:CallerAccount": principal.account,
+        "aws:SourceIp": identity.source_ip,
+        "aws:CurrentTime": now,
+        "aws:EpochTime": int(now.timestamp()),
+        "aws:SecureTransport": False,
+        "kms:ViaService": identity.via_service,
+        **identity.extra,
+    }
+
+
+def key_conditions(cmk: Cmk, aliases: list[str]) -> dict[str, Any]:
+    conditions: dict[str, Any] = {
+        "kms:KeySpec": cmk.key_spec,
+        "kms:KeyUsage": cmk.key_usage,
+        "kms:KeyOrigin": cmk.origin,
+        "kms:KeyManager": cmk.key_manager,
+        "kms:MultiRegion": cmk.multi_region,
+        "kms:ResourceAliases": aliases,
+    }
+    for tag_key, tag_value in cmk.tags.items():
+        conditions[f"aws:ResourceTag/{tag_key}"] = tag_value
+    return conditions
+
+
+def request_conditions(
+    encryption_context: Mapping[str, str] | None = None,
+    algorithm: str | None = None,
+    tags: Mapping[str, str] | None = None,
+    tag_keys: list[str] | None = None,
+) -> dict[str, Any]:
+    """Condition keys taken from the request's own parameters."""
+    conditions: dict[str, Any] = {}
+    if encryption_context is not None:
+        conditions["kms:EncryptionContextKeys"] = list(encryption_context)
+        for key, value in encryption_context.items():
+            conditions[f"kms:EncryptionContext:{key}"] = value
+    if algorithm is not None:
+        conditions["kms:EncryptionAlgorithm"] = algorithm
+    if tags is not None:
+        conditions["aws:TagKeys"] = list(tags)
+        for key, value in tags.items():
+            conditions[f"aws:RequestTag/{key}"] = value
+    if tag_keys is not None:
+        conditions["aws:TagKeys"] = list(tag_keys)
+    return conditions
+
+
+def authorize_key(
+    cmk: Cmk,
+    ctx: RequestContext,
+    operation: str,
+    now: datetime,
+    *,
+    aliases: list[str] | None = None,
+    request_alias: str | None = None,
+) -> None:
+    """Key policy plus IAM policies (where the key policy delegates), explicit Deny wins."""
+    identity = identity_of(ctx)
+    if identity.principal.arn == "":
+        return  # keyledger itself (scheduler): service events are not authorized
+    conditions = {
+        **caller_conditions(identity, now),
+        **key_conditions(cmk, aliases or []),
+        **ctx.conditions,
+        "kms:RequestAlias": request_alias,
+    }
+    request = AccessRequest(
+        identity.principal, f"kms:{operation}", cmk.arn, cmk.account, conditions
+    )
+    outcome = authorize(key_policy(cmk.policy), identity.policies, request)
+    if not outcome.allowed:
+        raise AccessDeniedError(outcome.message(request))
+
+
+def check_lockout(
+    policy: Policy, ctx: RequestContext, now: datetime, key_arn: str | None = None
+) -> None:
+    """Lockout safety check: refuse a key policy under which the caller could not change
+    the policy again (CreateKey/PutKeyPolicy BypassPolicyLockoutSafetyCheck)."""
+    identity = identity_of(ctx)
+    context = {**caller_conditions(identity, now), **ctx.conditions}
+    if would_lock_out(policy, identity.principal, key_arn=key_arn, context=context):
+        raise MalformedPolicyDocumentError(LOCKOUT)
+
+
+def authorize_identity(ctx: RequestContext, operation: str, resource: str, now: datetime) -> None:
+    """Operations with no key policy in play (CreateKey, ListKeys, ListAliases,
+    GenerateRandom, the alias side of alias operations): IAM policies decide, and an
+    account root holds every permission of its account."""
+    identity = identity_of(ctx)
+    if identity.principal.arn == "":
+        return
+    conditions = {**caller_conditions(identity, now), **ctx.conditions}
+    request = AccessRequest(
+        identity.principal, f"kms:{operation}", resource, identity.principal.account, conditions
+    )
+    decisions = {evaluate(policy, request) for policy in identity.policies}
+    if Decision.EXPLICIT_DENY in decisions:
+        outcome = Outcome(False, DENY_IN_IDENTITY_POLICY)
+    elif Decision.ALLOW in decisions or identity.is_root:
+        return
+    else:
+        outcome = Outcome(False, no_policy_allows("identity", f"kms:{operation}"))
+    raise AccessDeniedError(outcome.message(request))
