@@ -27,8 +27,12 @@ class OffsetClock:
         return datetime.now(UTC) + timedelta(seconds=self.offset)
 
     def advance(self, seconds: float) -> datetime:
+        """Raises OverflowError, leaving the clock as it was, past the year 9999."""
+        from datetime import timedelta
+
+        moved = datetime.now(UTC) + timedelta(seconds=self.offset + seconds)
         self.offset += seconds
-        return self()
+        return moved
 
 
 class FixedClock:

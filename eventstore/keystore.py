@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
 from uuid import UUID
 
 from domain.crypto import material_aad, unwrap, wrap
@@ -18,6 +19,10 @@ CREATE TABLE IF NOT EXISTS wrapping_keys (
 CREATE INDEX IF NOT EXISTS wrapping_keys_by_key ON wrapping_keys (key_id);
 """
 _PURPOSE = b"wrapping-key"
+
+
+class ShreddingIncomplete(RuntimeError):
+    """Rows were deleted but old page images may remain; the repair pass retries."""
 
 
 class WrappingKeyMissing(LookupError):
@@ -76,13 +81,35 @@ class Keystore:
             rows = self._db.execute("SELECT DISTINCT key_id FROM wrapping_keys").fetchall()
         return {row[0] for row in rows}
 
+    def forget(self, material_ids: list[str]) -> None:
+        """Drop wrapping keys no event refers to (a command that was not saved)."""
+        if not material_ids:
+            return
+        with self._lock:
+            self._db.executemany(
+                "DELETE FROM wrapping_keys WHERE material_id = ?", [(m,) for m in material_ids]
+            )
+            for material_id in material_ids:
+                self._cache.pop(material_id, None)
+
     def destroy(self, key_id: UUID) -> int:
         """Delete every wrapping key of a key; idempotent. Returns rows removed."""
         with self._lock:
             cursor = self._db.execute("DELETE FROM wrapping_keys WHERE key_id = ?", (str(key_id),))
-            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._checkpoint()
             self._cache.clear()
             return cursor.rowcount
+
+    def _checkpoint(self, attempts: int = 50) -> None:
+        """Truncate the WAL so no page image of a destroyed row survives in it; a reader
+        of another process may hold it briefly (the first column of the result is 1
+        while the checkpoint could not complete)."""
+        for _ in range(attempts):
+            busy, _, _ = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            if not busy:
+                return
+            time.sleep(0.1)
+        raise ShreddingIncomplete("the keystore WAL could not be truncated")
 
     def close(self) -> None:
         with self._lock:

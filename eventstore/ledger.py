@@ -63,6 +63,13 @@ class UnitOfWork:
         self.ledger = ledger
         self.now = ledger.clock()
         self._loaded: dict[UUID, Aggregate | None] = {}
+        self.new_materials: list[str] = []  # keystore rows to drop if nothing is saved
+
+    def forget_materials_since(self, mark: int) -> None:
+        """Material made by a command that failed, or by a batch that was not saved,
+        is never referred to by an event: drop its wrapping key now."""
+        self.ledger.keystore.forget(self.new_materials[mark:])
+        del self.new_materials[mark:]
 
     def get(self, aggregate_id: UUID) -> Aggregate | None:
         if aggregate_id not in self._loaded:
@@ -111,11 +118,13 @@ class KeyLedger(Application):
         uow = UnitOfWork(self)
         outcomes: list[Done | BaseException] = []
         for job in jobs:
-            before = uow.pending_count()
+            before, mark = uow.pending_count(), len(uow.new_materials)
             try:
                 value = job(uow)
             except Exception as error:  # noqa: BLE001 - handed to that job's waiter
+                uow.forget_materials_since(mark)
                 if uow.pending_count() != before or not isinstance(error, KmsError):
+                    uow.forget_materials_since(0)
                     return [self.run_alone(job) for job in jobs]
                 outcomes.append(error)
             else:
@@ -123,6 +132,7 @@ class KeyLedger(Application):
         try:
             self._save_all(uow)
         except IntegrityError:
+            uow.forget_materials_since(0)
             return [self.run_alone(job) for job in jobs]
         return outcomes
 
@@ -134,8 +144,10 @@ class KeyLedger(Application):
                 recorded = uow.pending_count() > 0
                 self._save_all(uow)
             except IntegrityError:
+                uow.forget_materials_since(0)
                 continue
             except Exception as error:  # noqa: BLE001 - handed to the waiter
+                uow.forget_materials_since(0)
                 return error
             return Done(value, recorded)
         return InternalError("The request conflicted with concurrent changes; retry it.")
@@ -216,11 +228,12 @@ class KeyLedger(Application):
 
     # -- commands (run with a UnitOfWork on the writer thread) ---------------------
 
-    def _new_material(self, key_id: UUID) -> tuple[str, bytes]:
+    def _new_material(self, uow: UnitOfWork, key_id: UUID) -> tuple[str, bytes]:
         """A fresh material version: its wrapping key is durable in the keystore before
         any event refers to it; the material itself leaves this method only wrapped."""
         material_id = os.urandom(32).hex()
         wrapping_key = self.keystore.new_wrapping_key(key_id, material_id)
+        uow.new_materials.append(material_id)
         aad = material_aad(MATERIAL_PURPOSE, key_id, material_id)
         return material_id, wrap(wrapping_key, os.urandom(32), aad)
 
@@ -234,7 +247,7 @@ class KeyLedger(Application):
     ) -> dict[str, Any]:
         authorize_identity(ctx, "CreateKey", "*", uow.now)
         key_id = uuid4()
-        material_id, wrapped = self._new_material(key_id)
+        material_id, wrapped = self._new_material(uow, key_id)
         cmk = Cmk.create(
             key_id=key_id,
             ctx=ctx,
@@ -299,7 +312,7 @@ class KeyLedger(Application):
             description=managed_keys.description(service),
             policy=managed_keys.policy(ctx.account, ctx.region, service),
             tags={},
-            material_id=(material := self._new_material(key_id))[0],
+            material_id=(material := self._new_material(uow, key_id))[0],
             wrapped_material=material[1],
             key_manager="AWS",
         )
@@ -326,7 +339,7 @@ class KeyLedger(Application):
     def rotate_key_on_demand(self, uow: UnitOfWork, ctx: RequestContext, key_id: str) -> str:
         cmk = self.resolve(uow.get, ctx, key_id, "RotateKeyOnDemand", allow_alias=False)
         cmk.check_on_demand_rotation()  # before any material is made for it
-        cmk.rotate(ON_DEMAND, *self._new_material(cmk.id), ctx, uow.now)
+        cmk.rotate(ON_DEMAND, *self._new_material(uow, cmk.id), ctx, uow.now)
         return cmk.arn
 
     def schedule_key_deletion(
@@ -355,7 +368,7 @@ class KeyLedger(Application):
         if not isinstance(cmk, Cmk) or not cmk.rotation_due(uow.now):
             return False
         ctx = RequestContext.service(cmk.account, cmk.region, str(uuid4()))
-        cmk.rotate(AUTOMATIC, *self._new_material(cmk.id), ctx, uow.now)
+        cmk.rotate(AUTOMATIC, *self._new_material(uow, cmk.id), ctx, uow.now)
         return True
 
     def delete_if_due(self, uow: UnitOfWork, key_id: UUID, alias_ids: list[UUID]) -> bool:

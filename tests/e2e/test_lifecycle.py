@@ -478,9 +478,9 @@ def test_deletion_leaves_no_copy_of_the_wrapping_keys_in_any_file(
     unwrapped = unwrapped_wrapping_keys(data_dir, doomed, ids)
     secrets = [*wrapped.values(), *unwrapped]
     assert all(len(secret) >= 32 for secret in secrets)
-    # The scan can see them: the stored (wrapped) form is on disk before the deletion.
-    assert len({name.split("[")[0] for name in files_holding(data_dir, secrets)}) >= 1
-    assert files_holding(data_dir, list(wrapped.values())), "scan is blind"
+    # The scan can see them: every stored (wrapped) form is on disk before the deletion.
+    held = files_holding(data_dir, list(wrapped.values()))
+    assert {name.split("[")[1] for name in held} == {f"{i}]" for i in range(len(wrapped))}
     survivor_wrapped = wrapped_rows(data_dir, survivor)
     assert len(survivor_wrapped) == 1
 
