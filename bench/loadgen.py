@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import base64
 import dataclasses
-import ipaddress
 import json
 import math
 import os
@@ -22,6 +21,8 @@ import orjson
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
+
+from api.config import is_loopback
 
 OPS: tuple[str, ...] = ("Encrypt", "Decrypt", "GenerateDataKey", "CreateKey")
 OPS_NEEDING_KEY = frozenset({"Encrypt", "Decrypt", "GenerateDataKey"})
@@ -423,14 +424,8 @@ def render_notes(results: Sequence[Result], out: TextIO) -> None:
 # --------------------------------------------------------------------------- CLI
 
 
-def is_loopback(endpoint: str) -> bool:
-    host = (urlsplit(endpoint).hostname or "").rstrip(".")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+def is_loopback_endpoint(endpoint: str) -> bool:
+    return is_loopback((urlsplit(endpoint).hostname or "").rstrip("."))
 
 
 def concurrency_list(text: str) -> tuple[int, ...]:
@@ -510,7 +505,7 @@ def parse_settings(argv: Sequence[str] | None) -> Settings:
     args = parser.parse_args(argv)
     if urlsplit(args.endpoint).scheme not in ("http", "https"):
         parser.error(f"--endpoint must be an http(s) URL: {args.endpoint}")
-    if not args.allow_remote and not is_loopback(args.endpoint):
+    if not args.allow_remote and not is_loopback_endpoint(args.endpoint):
         parser.error(f"refusing non-loopback endpoint {args.endpoint} (pass --allow-remote)")
     duration = (
         args.duration

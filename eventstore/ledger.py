@@ -228,6 +228,10 @@ class KeyLedger(Application):
 
     # -- commands (run with a UnitOfWork on the writer thread) ---------------------
 
+    def _target(self, uow: UnitOfWork, ctx: RequestContext, key_id: str, operation: str) -> Cmk:
+        """Key management operations name their key by id or key ARN, never by alias."""
+        return self.resolve(uow.get, ctx, key_id, operation, allow_alias=False)
+
     def _new_material(self, uow: UnitOfWork, key_id: UUID) -> tuple[str, bytes]:
         """A fresh material version: its wrapping key is durable in the keystore before
         any event refers to it; the material itself leaves this method only wrapped."""
@@ -262,39 +266,39 @@ class KeyLedger(Application):
         return cmk.metadata()
 
     def enable_key(self, uow: UnitOfWork, ctx: RequestContext, key_id: str) -> str:
-        cmk = self.resolve(uow.get, ctx, key_id, "EnableKey", allow_alias=False)
+        cmk = self._target(uow, ctx, key_id, "EnableKey")
         cmk.enable(ctx, uow.now)
         return cmk.arn
 
     def disable_key(self, uow: UnitOfWork, ctx: RequestContext, key_id: str) -> str:
-        cmk = self.resolve(uow.get, ctx, key_id, "DisableKey", allow_alias=False)
+        cmk = self._target(uow, ctx, key_id, "DisableKey")
         cmk.disable(ctx, uow.now)
         return cmk.arn
 
     def update_key_description(
         self, uow: UnitOfWork, ctx: RequestContext, key_id: str, description: str
     ) -> str:
-        cmk = self.resolve(uow.get, ctx, key_id, "UpdateKeyDescription", allow_alias=False)
+        cmk = self._target(uow, ctx, key_id, "UpdateKeyDescription")
         cmk.update_description(description, ctx, uow.now)
         return cmk.arn
 
     def tag_resource(
         self, uow: UnitOfWork, ctx: RequestContext, key_id: str, tags: dict[str, str]
     ) -> str:
-        cmk = self.resolve(uow.get, ctx, key_id, "TagResource", allow_alias=False)
+        cmk = self._target(uow, ctx, key_id, "TagResource")
         cmk.tag(tags, ctx, uow.now)
         return cmk.arn
 
     def untag_resource(
         self, uow: UnitOfWork, ctx: RequestContext, key_id: str, tag_keys: list[str]
     ) -> str:
-        cmk = self.resolve(uow.get, ctx, key_id, "UntagResource", allow_alias=False)
+        cmk = self._target(uow, ctx, key_id, "UntagResource")
         cmk.untag(tag_keys, ctx, uow.now)
         return cmk.arn
 
     def put_key_policy(self, uow: UnitOfWork, ctx: RequestContext, key_id: str, policy: str) -> str:
         """The document was validated (grammar, principals, lockout) by the caller."""
-        cmk = self.resolve(uow.get, ctx, key_id, "PutKeyPolicy", allow_alias=False)
+        cmk = self._target(uow, ctx, key_id, "PutKeyPolicy")
         cmk.put_policy(policy, ctx, uow.now)
         return cmk.arn
 
@@ -327,17 +331,17 @@ class KeyLedger(Application):
     def enable_key_rotation(
         self, uow: UnitOfWork, ctx: RequestContext, key_id: str, period_days: int
     ) -> str:
-        cmk = self.resolve(uow.get, ctx, key_id, "EnableKeyRotation", allow_alias=False)
+        cmk = self._target(uow, ctx, key_id, "EnableKeyRotation")
         cmk.enable_rotation(period_days, ctx, uow.now)
         return cmk.arn
 
     def disable_key_rotation(self, uow: UnitOfWork, ctx: RequestContext, key_id: str) -> str:
-        cmk = self.resolve(uow.get, ctx, key_id, "DisableKeyRotation", allow_alias=False)
+        cmk = self._target(uow, ctx, key_id, "DisableKeyRotation")
         cmk.disable_rotation(ctx, uow.now)
         return cmk.arn
 
     def rotate_key_on_demand(self, uow: UnitOfWork, ctx: RequestContext, key_id: str) -> str:
-        cmk = self.resolve(uow.get, ctx, key_id, "RotateKeyOnDemand", allow_alias=False)
+        cmk = self._target(uow, ctx, key_id, "RotateKeyOnDemand")
         cmk.check_on_demand_rotation()  # before any material is made for it
         cmk.rotate(ON_DEMAND, *self._new_material(uow, cmk.id), ctx, uow.now)
         return cmk.arn
@@ -345,7 +349,7 @@ class KeyLedger(Application):
     def schedule_key_deletion(
         self, uow: UnitOfWork, ctx: RequestContext, key_id: str, window_days: int
     ) -> dict[str, Any]:
-        cmk = self.resolve(uow.get, ctx, key_id, "ScheduleKeyDeletion", allow_alias=False)
+        cmk = self._target(uow, ctx, key_id, "ScheduleKeyDeletion")
         cmk.schedule_deletion(window_days, ctx, uow.now)
         return {
             "KeyId": cmk.arn,
@@ -355,7 +359,7 @@ class KeyLedger(Application):
         }
 
     def cancel_key_deletion(self, uow: UnitOfWork, ctx: RequestContext, key_id: str) -> str:
-        cmk = self.resolve(uow.get, ctx, key_id, "CancelKeyDeletion", allow_alias=False)
+        cmk = self._target(uow, ctx, key_id, "CancelKeyDeletion")
         cmk.cancel_deletion(ctx, uow.now)
         return cmk.arn
 

@@ -10,13 +10,16 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import boto3
+import pytest
 from aiohttp import web
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 from api.app import create_app
 from api.config import Settings
@@ -125,3 +128,17 @@ class ProcessServer:
         assert self.process is not None
         self.process.send_signal(sig)
         return self.process.wait(30)
+
+
+def refused(call: Callable[..., Any], **params: Any) -> tuple[str, str]:
+    """Call, expect an HTTP 400 KMS error, and return its (code, message)."""
+    with pytest.raises(ClientError) as caught:
+        call(**params)
+    response = caught.value.response
+    assert response["ResponseMetadata"]["HTTPStatusCode"] == 400, response
+    return response["Error"]["Code"], response["Error"]["Message"]
+
+
+def unvalidated(server: ThreadServer | ProcessServer) -> Any:
+    """A client that lets through what botocore would refuse client-side."""
+    return server.client(config=Config(parameter_validation=False, retries={"max_attempts": 1}))

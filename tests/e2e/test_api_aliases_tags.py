@@ -4,33 +4,18 @@ TagResource/UntagResource/ListResourceTags, with AWS's error types and texts."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from tests.support import ThreadServer
+from tests.support import ThreadServer, refused, unvalidated
 
 ACCOUNT = "000000000000"
 REGION = "us-east-1"
 ALIAS_ARN_PREFIX = f"arn:aws:kms:{REGION}:{ACCOUNT}:"
-
-
-def refused(call: Callable[..., Any], **params: Any) -> tuple[str, str]:
-    """Call, expect an HTTP 400 KMS error, and return its (code, message)."""
-    with pytest.raises(ClientError) as caught:
-        call(**params)
-    response = caught.value.response
-    assert response["ResponseMetadata"]["HTTPStatusCode"] == 400, response
-    return response["Error"]["Code"], response["Error"]["Message"]
-
-
-def unvalidated(server: ThreadServer) -> Any:
-    return server.client(config=Config(parameter_validation=False, retries={"max_attempts": 1}))
 
 
 def new_key(kms: Any) -> str:

@@ -8,10 +8,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from botocore.config import Config
-from botocore.exceptions import ClientError
 
-from tests.support import ThreadServer
+from tests.support import ThreadServer, refused, unvalidated
 
 ACCOUNT = "000000000000"
 REGION = "us-east-1"
@@ -20,20 +18,6 @@ DRY_RUN = (
     "The request would have succeeded, but the DryRun option is set.",
 )
 INVALID_CIPHERTEXT = ("InvalidCiphertextException", "")
-
-
-def refused(call: Callable[..., Any], **params: Any) -> tuple[str, str]:
-    """Call, expect an HTTP 400 KMS error, and return its (code, message)."""
-    with pytest.raises(ClientError) as caught:
-        call(**params)
-    response = caught.value.response
-    assert response["ResponseMetadata"]["HTTPStatusCode"] == 400, response
-    return response["Error"]["Code"], response["Error"]["Message"]
-
-
-def unvalidated(server: ThreadServer) -> Any:
-    """A client that lets through what botocore would refuse client-side."""
-    return server.client(config=Config(parameter_validation=False, retries={"max_attempts": 1}))
 
 
 @pytest.fixture

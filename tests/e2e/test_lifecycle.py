@@ -24,12 +24,10 @@ from typing import Any
 from uuid import UUID
 
 import pytest
-from botocore.config import Config
-from botocore.exceptions import ClientError
 
 from eventstore.keystore import WrappingKeyMissing
 from tests.integration.stores import open_ledger
-from tests.support import REPO, ProcessServer, free_port
+from tests.support import REPO, ProcessServer, free_port, refused, unvalidated
 
 pytestmark = pytest.mark.slow
 
@@ -75,20 +73,6 @@ def start(
     server = ProcessServer(data_dir, extra_args=DEV_CLOCK if dev_clock else (), env=env or {})
     servers.append(server)
     return server.start()
-
-
-def refused(call: Any, **params: Any) -> tuple[str, str]:
-    """Call, expect a KMS error (HTTP 400), return its (code, message)."""
-    with pytest.raises(ClientError) as caught:
-        call(**params)
-    response = caught.value.response
-    assert response["ResponseMetadata"]["HTTPStatusCode"] == 400, response
-    return response["Error"]["Code"], response["Error"]["Message"]
-
-
-def unvalidated(server: ProcessServer) -> Any:
-    """A client that sends what botocore would refuse client-side (e.g. below a minimum)."""
-    return server.client(config=Config(parameter_validation=False, retries={"max_attempts": 1}))
 
 
 def all_rotations(kms: Any, key_id: str, **params: Any) -> list[dict[str, Any]]:
