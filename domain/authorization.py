@@ -122,6 +122,48 @@ def request_conditions(
     return conditions
 
 
+# Operations whose API reference says "Cross-account use: Yes"; a key policy granting any
+# other operation to another account has no effect (KMS guide, "Allowing users in other
+# accounts to use a KMS key").
+CROSS_ACCOUNT_OPERATIONS = frozenset(
+    {
+        "CreateGrant",
+        "Decrypt",
+        "DescribeKey",
+        "DeriveSharedSecret",
+        "Encrypt",
+        "GenerateDataKey",
+        "GenerateDataKeyPair",
+        "GenerateDataKeyPairWithoutPlaintext",
+        "GenerateDataKeyWithoutPlaintext",
+        "GenerateMac",
+        "GetKeyRotationStatus",
+        "GetPublicKey",
+        "ListGrants",
+        "ReEncrypt",
+        "ReEncryptFrom",
+        "ReEncryptTo",
+        "RetireGrant",
+        "RevokeGrant",
+        "Sign",
+        "Verify",
+        "VerifyMac",
+    }
+)
+
+
+def check_cross_account(cmk: Cmk, identity: Identity, operation: str) -> None:
+    principal = identity.principal
+    if principal.is_service or principal.account == cmk.account:
+        return
+    if operation not in CROSS_ACCOUNT_OPERATIONS:
+        action = f"kms:{operation}"
+        raise AccessDeniedError(
+            f"User: {principal.arn} is not authorized to perform: {action} on resource: "
+            f"{cmk.arn} because {no_policy_allows('resource', action)}"
+        )
+
+
 def authorize_key(
     cmk: Cmk,
     ctx: RequestContext,
@@ -135,6 +177,7 @@ def authorize_key(
     identity = identity_of(ctx)
     if identity.principal.arn == "":
         return  # keyledger itself (scheduler): service events are not authorized
+    check_cross_account(cmk, identity, operation)
     conditions = {
         **caller_conditions(identity, now),
         **key_conditions(cmk, aliases or []),

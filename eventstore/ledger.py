@@ -190,7 +190,7 @@ class KeyLedger(Application):
         ref = parse_key_ref(key_id, ctx, allow_alias=allow_alias)
         if ref.alias_name is not None:
             alias = get(Alias.id_for(ref.account, ref.region, ref.alias_name))
-            if ref.account != ctx.account or not isinstance(alias, Alias) or alias.deleted:
+            if not isinstance(alias, Alias) or alias.deleted:
                 raise NotFoundError(f"Alias {ref.arn} is not found.")
             uuid = UUID(alias.target_key_id)
         else:
