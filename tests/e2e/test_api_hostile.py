@@ -547,7 +547,8 @@ def test_another_accounts_keys_are_invisible_by_bare_id_and_in_listings(
     )
     with pytest.raises(ClientError) as caught:
         bob.describe_key(KeyId=f"arn:aws:kms:{REGION}:{ACCOUNT_A}:alias/alice")
-    assert caught.value.response["Error"]["Code"] == "NotFoundException"
+    # An alias ARN names the other account's key; its key policy does not admit Bob.
+    assert caught.value.response["Error"]["Code"] == "AccessDeniedException"
     # Bob may use the same alias name for his own key
     bob_key = bob.create_key()["KeyMetadata"]["KeyId"]
     bob.create_alias(AliasName="alias/alice", TargetKeyId=bob_key)
