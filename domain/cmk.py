@@ -110,9 +110,9 @@ class Cmk(Aggregate):
         removed_keys: list[str]
 
         def apply(self, cmk: Cmk) -> None:
-            for key in self.removed_keys:
-                cmk.tags.pop(key, None)
-            cmk.tags.update(self.set_tags)
+            # New containers, never in-place changes: readers may hold the old ones.
+            kept = {k: v for k, v in cmk.tags.items() if k not in self.removed_keys}
+            cmk.tags = kept | self.set_tags
 
     class PolicyPut(Event):
         TOPIC = "keyledger:Cmk.PolicyPut"
@@ -147,15 +147,10 @@ class Cmk(Aggregate):
         next_rotation: datetime | None
 
         def apply(self, cmk: Cmk) -> None:
-            cmk.materials[self.material_id] = self.wrapped_material
+            cmk.materials = {**cmk.materials, self.material_id: self.wrapped_material}
             cmk.current_material_id = self.material_id
-            cmk.rotations.append(
-                {
-                    "material_id": self.material_id,
-                    "date": self.timestamp,
-                    "type": self.rotation_type,
-                }
-            )
+            rotation = {"material_id": self.material_id, "date": self.timestamp}
+            cmk.rotations = [*cmk.rotations, rotation | {"type": self.rotation_type}]
             if self.rotation_type == AUTOMATIC:
                 cmk.next_rotation = self.next_rotation
 

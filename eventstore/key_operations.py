@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -45,12 +44,6 @@ class KeyOperations:
     def __init__(self, ledger: KeyLedger) -> None:
         self.ledger = ledger
 
-    def encrypt(
-        self, ctx: RequestContext, key_id: str, plaintext: bytes, context: Context, op: str
-    ) -> Sealed:
-        cmk = self.usable_key(ctx, key_id, op)
-        return self.seal(cmk, plaintext, context)
-
     def usable_key(self, ctx: RequestContext, key_id: str, op: str) -> Cmk:
         cmk = self.ledger.read_key(ctx, key_id, op)
         cmk.check_usable_for(op)
@@ -61,18 +54,6 @@ class KeyOperations:
         material = self._material(cmk, material_id)
         blob = crypto.seal(material, cmk.id, material_id, plaintext, context)
         return Sealed(blob, cmk.arn, material_id)
-
-    def decrypt(
-        self,
-        ctx: RequestContext,
-        blob: bytes,
-        context: Context,
-        key_id: str | None,
-        op: str = "Decrypt",
-    ) -> Opened:
-        """The key comes from the blob; a KeyId, if given, must name that same key."""
-        header = crypto.parse_header(blob)
-        return self.open(self.source_key(ctx, header, key_id, op), header, blob, context)
 
     def open(self, cmk: Cmk, header: crypto.BlobHeader, blob: bytes, context: Context) -> Opened:
         if header.material_id not in cmk.materials:
@@ -91,13 +72,6 @@ class KeyOperations:
                 raise IncorrectKeyError
         cmk.check_usable_for(op)
         return cmk
-
-    def generate_data_key(
-        self, ctx: RequestContext, key_id: str, size: int, context: Context, op: str
-    ) -> tuple[bytes, Sealed]:
-        cmk = self.usable_key(ctx, key_id, op)
-        data_key = os.urandom(size)
-        return data_key, self.seal(cmk, data_key, context)
 
     def _material(self, cmk: Cmk, material_id: str) -> bytes:
         try:

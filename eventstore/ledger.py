@@ -170,8 +170,17 @@ class KeyLedger(Application):
                 listener(self.last_saved_id)
 
     def load(self, aggregate_id: UUID) -> Aggregate | None:
+        """For commands: a private copy the command may change."""
         try:
             return self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            return None
+
+    def peek(self, aggregate_id: UUID) -> Aggregate | None:
+        """For reads: the cached aggregate itself, not a copy. Event apply methods
+        replace containers instead of changing them, so a reader's view stays whole."""
+        try:
+            return self.repository.get(aggregate_id, deepcopy_from_cache=False)
         except AggregateNotFoundError:
             return None
 
@@ -215,7 +224,7 @@ class KeyLedger(Application):
     def key_for_ciphertext(self, ctx: RequestContext, key_id: UUID, operation: str) -> Cmk:
         """The key a ciphertext header names. A blob naming no key of this region is
         not a keyledger ciphertext here: InvalidCiphertextException, not NotFound."""
-        cmk = self.load(key_id)
+        cmk = self.peek(key_id)
         if not isinstance(cmk, Cmk) or cmk.region != ctx.region:
             raise InvalidCiphertextError
         if cmk.state is KeyState.DELETED:
@@ -223,8 +232,10 @@ class KeyLedger(Application):
         self.authorize(cmk, ctx, operation)
         return cmk
 
-    def read_key(self, ctx: RequestContext, key_id: str, operation: str) -> Cmk:
-        return self.resolve(self.load, ctx, key_id, operation)
+    def read_key(
+        self, ctx: RequestContext, key_id: str, operation: str, *, allow_alias: bool = True
+    ) -> Cmk:
+        return self.resolve(self.peek, ctx, key_id, operation, allow_alias=allow_alias)
 
     # -- commands (run with a UnitOfWork on the writer thread) ---------------------
 

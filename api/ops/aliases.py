@@ -44,9 +44,7 @@ async def list_aliases(call: Call) -> dict[str, Any]:
     limit, key_id, start = p.get("Limit", 50), None, after(p.get("Marker"))
     if "KeyId" in p:
         ledger = services.ledger
-        cmk = await call.read(
-            ledger.resolve, ledger.load, ctx, p["KeyId"], "ListAliases", allow_alias=False
-        )
+        cmk = await call.read(ledger.read_key, ctx, p["KeyId"], "ListAliases", allow_alias=False)
         call.key_arn, key_id = cmk.arn, str(cmk.id)
     await services.views_current()
     view = services.view

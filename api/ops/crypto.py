@@ -42,14 +42,19 @@ def _with_request_conditions(call: Call, context_param: str, algorithm_param: st
 
 
 async def encrypt(call: Call) -> dict[str, Any]:
-    p, keys = call.params, call.services.keys
     _with_request_conditions(call, "EncryptionContext", "EncryptionAlgorithm")
-    await ensure_managed_key(call, p["KeyId"])
-    cmk = await call.read(keys.usable_key, call.context, p["KeyId"], "Encrypt")
+    await ensure_managed_key(call, call.params["KeyId"])
+    return await call.read(_encrypt, call)
+
+
+def _encrypt(call: Call) -> dict[str, Any]:
+    """The blocking part, in one hop to the reader pool: load, check, seal."""
+    p, keys = call.params, call.services.keys
+    cmk = keys.usable_key(call.context, p["KeyId"], "Encrypt")
     call.key_arn = cmk.arn
     check_algorithm(cmk, p.get("EncryptionAlgorithm"))
     _dry_run(call)
-    sealed = await call.read(keys.seal, cmk, p["Plaintext"], p.get("EncryptionContext"))
+    sealed = keys.seal(cmk, p["Plaintext"], p.get("EncryptionContext"))
     return {
         "CiphertextBlob": sealed.blob,
         "KeyId": sealed.key_arn,
@@ -58,17 +63,22 @@ async def encrypt(call: Call) -> dict[str, Any]:
 
 
 async def decrypt(call: Call) -> dict[str, Any]:
-    p, keys = call.params, call.services.keys
     _no_recipient(call)
-    if call.params.get("DryRun") and IGNORE_CIPHERTEXT in p.get("DryRunModifiers", []):
+    p = call.params
+    if p.get("DryRun") and IGNORE_CIPHERTEXT in p.get("DryRunModifiers", []):
         return await _dry_run_without_ciphertext(call, "Decrypt")
     _with_request_conditions(call, "EncryptionContext", "EncryptionAlgorithm")
+    return await call.read(_decrypt, call)
+
+
+def _decrypt(call: Call) -> dict[str, Any]:
+    p, keys = call.params, call.services.keys
     blob = _ciphertext(p)
     header = parse_header(blob)
-    cmk = await call.read(keys.source_key, call.context, header, p.get("KeyId"), "Decrypt")
+    cmk = keys.source_key(call.context, header, p.get("KeyId"), "Decrypt")
     call.key_arn = cmk.arn
     check_algorithm(cmk, p.get("EncryptionAlgorithm"))
-    opened = await call.read(keys.open, cmk, header, blob, p.get("EncryptionContext"))
+    opened = keys.open(cmk, header, blob, p.get("EncryptionContext"))
     _dry_run(call)  # after the ciphertext is checked: only IGNORE_CIPHERTEXT skips that
     return {
         "KeyId": opened.key_arn,
@@ -99,27 +109,29 @@ def _ciphertext(params: dict[str, Any]) -> bytes:
 
 
 async def re_encrypt(call: Call) -> dict[str, Any]:
-    p, keys = call.params, call.services.keys
-    if call.params.get("DryRun") and IGNORE_CIPHERTEXT in p.get("DryRunModifiers", []):
+    p = call.params
+    if p.get("DryRun") and IGNORE_CIPHERTEXT in p.get("DryRunModifiers", []):
         return await _dry_run_without_ciphertext(call, "ReEncryptTo")
+    await ensure_managed_key(call, p["DestinationKeyId"])
+    return await call.read(_re_encrypt, call)
+
+
+def _re_encrypt(call: Call) -> dict[str, Any]:
+    """ReEncryptFrom on the source key and ReEncryptTo on the destination, each with the
+    condition keys of its own side of the request."""
+    p, keys = call.params, call.services.keys
     blob = _ciphertext(p)
     header = parse_header(blob)
     _with_request_conditions(call, "SourceEncryptionContext", "SourceEncryptionAlgorithm")
-    source = await call.read(
-        keys.source_key, call.context, header, p.get("SourceKeyId"), "ReEncryptFrom"
-    )
+    source = keys.source_key(call.context, header, p.get("SourceKeyId"), "ReEncryptFrom")
     _with_request_conditions(call, "DestinationEncryptionContext", "DestinationEncryptionAlgorithm")
-    await ensure_managed_key(call, p["DestinationKeyId"])
-    destination = await call.read(
-        keys.usable_key, call.context, p["DestinationKeyId"], "ReEncryptTo"
-    )
+    destination = keys.usable_key(call.context, p["DestinationKeyId"], "ReEncryptTo")
     call.key_arn = destination.arn
     check_algorithm(source, p.get("SourceEncryptionAlgorithm"))
     check_algorithm(destination, p.get("DestinationEncryptionAlgorithm"))
-    opened = await call.read(keys.open, source, header, blob, p.get("SourceEncryptionContext"))
+    opened = keys.open(source, header, blob, p.get("SourceEncryptionContext"))
     _dry_run(call)
-    context = p.get("DestinationEncryptionContext")
-    sealed = await call.read(keys.seal, destination, opened.plaintext, context)
+    sealed = keys.seal(destination, opened.plaintext, p.get("DestinationEncryptionContext"))
     return {
         "CiphertextBlob": sealed.blob,
         "SourceKeyId": opened.key_arn,
@@ -140,16 +152,20 @@ def data_key_size(params: dict[str, Any]) -> int:
 
 
 async def _generate_data_key(call: Call, operation: str) -> tuple[bytes, dict[str, Any]]:
-    p, keys = call.params, call.services.keys
     _no_recipient(call)
-    size = data_key_size(p)
+    size = data_key_size(call.params)
     _with_request_conditions(call, "EncryptionContext", "EncryptionAlgorithm")
-    await ensure_managed_key(call, p["KeyId"])
-    cmk = await call.read(keys.usable_key, call.context, p["KeyId"], operation)
+    await ensure_managed_key(call, call.params["KeyId"])
+    return await call.read(_seal_data_key, call, operation, size)
+
+
+def _seal_data_key(call: Call, operation: str, size: int) -> tuple[bytes, dict[str, Any]]:
+    p, keys = call.params, call.services.keys
+    cmk = keys.usable_key(call.context, p["KeyId"], operation)
     call.key_arn = cmk.arn
     _dry_run(call)
     data_key = os.urandom(size)
-    sealed = await call.read(keys.seal, cmk, data_key, p.get("EncryptionContext"))
+    sealed = keys.seal(cmk, data_key, p.get("EncryptionContext"))
     return data_key, {
         "CiphertextBlob": sealed.blob,
         "KeyId": sealed.key_arn,

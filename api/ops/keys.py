@@ -63,7 +63,7 @@ async def put_key_policy(call: Call) -> dict[str, Any]:
     if p.get("PolicyName", DEFAULT_POLICY_NAME) != DEFAULT_POLICY_NAME:
         raise NotFoundError("No such policy exists")
     cmk = await call.read(
-        ledger.resolve, ledger.load, call.context, p["KeyId"], "PutKeyPolicy", allow_alias=False
+        ledger.read_key, call.context, p["KeyId"], "PutKeyPolicy", allow_alias=False
     )
     call.key_arn = cmk.arn
     checked_policy(call, p["Policy"], cmk.arn)

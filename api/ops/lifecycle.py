@@ -64,9 +64,7 @@ def _rotation_entry(arn: str, rotation: dict[str, Any], current: str) -> dict[st
 
 def _key(call: Call, operation: str) -> Any:
     ledger = call.services.ledger
-    cmk = ledger.resolve(
-        ledger.load, call.context, call.params["KeyId"], operation, allow_alias=False
-    )
+    cmk = ledger.read_key(call.context, call.params["KeyId"], operation, allow_alias=False)
     call.key_arn = cmk.arn
     return cmk
 

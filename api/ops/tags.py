@@ -33,8 +33,7 @@ async def list_resource_tags(call: Call) -> dict[str, Any]:
     ctx, p, services = call.context, call.params, call.services
     limit = p.get("Limit", 50)
     cmk = await call.read(
-        services.ledger.resolve,
-        services.ledger.load,
+        services.ledger.read_key,
         ctx,
         p["KeyId"],
         "ListResourceTags",
