@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any
 from uuid import uuid4
 
@@ -28,7 +27,6 @@ from domain.values import RequestContext
 log = logging.getLogger("keyledger.api")
 KMS_TARGET_PREFIX = "TrentService."
 JSON_CONTENT_TYPES = ("application/x-amz-json-1.1", "application/json")
-Handler = Callable[[Call], Awaitable[dict[str, Any]]]
 
 
 async def handle(request: web.Request) -> web.Response:
