@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import time
@@ -112,12 +113,13 @@ def open_services(settings: Settings, clock: Clock) -> Services:
     keystore = Keystore(stores["keystore"], _root_key(settings))
     view = KeysView(SQLiteDatastore(stores["views"], lock_timeout=15))
     view.create_table()
-    ledger = KeyLedger(_ledger_env(stores, "keyledger"), keystore, clock, view.alias_names_of)
+    ledger = KeyLedger(_ledger_env(stores, "keyledger"), keystore, clock)
     usage = UsageLedger(_ledger_env(stores, "usageledger"))
     runner = PollingRunner(ledger, view)
     runner.catch_up()
     runner.start()
     ledger.listeners.append(runner.nudge)
+    ledger.aliases_of = functools.partial(_current_aliases, runner, view)
     configs = settings.principal_configs
     credentials = {p.credential.access_key_id: p.credential for p in configs}
     log.info("keyledger stores open", extra={"stores": sorted(stores)})
@@ -141,6 +143,12 @@ def open_services(settings: Settings, clock: Clock) -> Services:
         },
         known_principals=frozenset(p.credential.principal_arn for p in configs),
     )
+
+
+def _current_aliases(runner: PollingRunner, view: KeysView, key_id: str) -> list[str]:
+    """A key's alias names, from the view once it has every event saved so far."""
+    runner.catch_up()
+    return view.alias_names_of(key_id)
 
 
 def close_services(services: Services) -> None:

@@ -30,6 +30,7 @@ DEFAULT_POLICY_NAME = "default"
 # KMS quotas that botocore does not check client-side
 # (https://docs.aws.amazon.com/kms/latest/developerguide/resource-limits.html).
 MAX_TAGS_PER_KEY = 50
+MAX_ALIASES_PER_KEY = 50
 MAX_ON_DEMAND_ROTATIONS = 25
 ROTATION_PERIOD_DAYS = (90, 2560, 365)  # min, max, default (EnableKeyRotation reference)
 PENDING_WINDOW_DAYS = (7, 30, 30)  # min, max, default (ScheduleKeyDeletion reference)

@@ -22,9 +22,11 @@ from domain.errors import (
     InvalidCiphertextError,
     InvalidStateError,
     KmsError,
+    LimitExceededError,
     NotFoundError,
 )
 from domain.values import (
+    MAX_ALIASES_PER_KEY,
     KeyState,
     RequestContext,
     alias_arn,
@@ -368,6 +370,7 @@ class KeyLedger(Application):
             ctx, "CreateAlias", alias_arn(ctx.region, ctx.account, alias_name), uow.now
         )
         cmk = self._alias_target(uow, ctx, target_key_id, "CreateAlias")
+        self._check_alias_quota(uow, cmk, alias_name)
         existing = uow.get(Alias.id_for(ctx.account, ctx.region, alias_name))
         if isinstance(existing, Alias):
             existing.recreate(str(cmk.id), ctx, uow.now)
@@ -383,6 +386,7 @@ class KeyLedger(Application):
         authorize_identity(ctx, "UpdateAlias", alias.arn, uow.now)
         self._current_target(uow, ctx, alias, "UpdateAlias")
         cmk = self._alias_target(uow, ctx, target_key_id, "UpdateAlias")
+        self._check_alias_quota(uow, cmk, alias_name)
         alias.retarget(str(cmk.id), ctx, uow.now)
         return cmk.arn
 
@@ -408,6 +412,20 @@ class KeyLedger(Application):
         cmk = uow.get(UUID(alias.target_key_id))
         if isinstance(cmk, Cmk) and cmk.state is not KeyState.DELETED:
             self.authorize(cmk, ctx, operation)
+
+    def _check_alias_quota(self, uow: UnitOfWork, cmk: Cmk, alias_name: str) -> None:
+        """Quota "Aliases per KMS key: 50" (KMS resource quotas): the view's count after
+        catching up, corrected by the aliases this batch has changed but not saved."""
+        names = set(self.aliases_of(str(cmk.id)))
+        for alias in uow.loaded():
+            if isinstance(alias, Alias):
+                pointing = not alias.deleted and alias.target_key_id == str(cmk.id)
+                (names.add if pointing else names.discard)(alias.name)
+        if len(names | {alias_name}) > MAX_ALIASES_PER_KEY:
+            raise LimitExceededError(
+                f"The request was rejected because {cmk.arn} already has "
+                f"{MAX_ALIASES_PER_KEY} aliases, the quota of aliases per KMS key."
+            )
 
     def _alias_target(
         self, uow: UnitOfWork, ctx: RequestContext, target_key_id: str, operation: str

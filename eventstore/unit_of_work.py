@@ -53,5 +53,8 @@ class UnitOfWork:
     def pending_count(self) -> int:
         return sum(len(a.pending_events) for a in self._loaded.values() if a is not None)
 
+    def loaded(self) -> list[Aggregate]:
+        return [a for a in self._loaded.values() if a is not None]
+
     def aggregates(self) -> list[Aggregate]:
         return [a for a in self._loaded.values() if a is not None and a.pending_events]

@@ -8,7 +8,6 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
-import pytest
 from botocore.exceptions import ClientError
 
 from tests.support import ThreadServer, refused, unvalidated
@@ -274,7 +273,6 @@ def test_list_aliases_pages_by_50_by_default(kms: Any) -> None:
     assert (len(rest["Aliases"]), rest["Truncated"]) == (15, False)  # + 14 predefined
 
 
-@pytest.mark.xfail(reason="the aliases-per-key quota is not enforced yet", strict=True)
 def test_a_key_can_have_at_most_50_aliases(kms: Any) -> None:
     """Quota "Aliases per KMS key: 50" (KMS resource quotas): LimitExceededException."""
     key_id = new_key(kms)
@@ -451,3 +449,35 @@ def test_concurrent_tagging_never_exceeds_50_tags(server: ThreadServer) -> None:
         outcomes = list(pool.map(attempt, range(10)))
     assert sorted(outcomes) == ["Too many tags"] * 5 + ["tagged"] * 5
     assert len(tags_of(clients[0], key_id)) == 50
+
+
+def test_the_alias_quota_holds_under_a_concurrent_burst(server: ThreadServer) -> None:
+    """Creations that share one group-commit batch still count against the quota."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    kms = server.client()
+    key_id = new_key(kms)
+    clients = [server.client() for _ in range(12)]
+
+    def create(n: int) -> str:
+        try:
+            clients[n % 12].create_alias(AliasName=f"alias/burst-{n:02d}", TargetKeyId=key_id)
+        except ClientError as error:
+            return str(error.response["Error"]["Code"])
+        return "ok"
+
+    with ThreadPoolExecutor(12) as pool:
+        outcomes = list(pool.map(create, range(60)))
+    assert outcomes.count("ok") == 50
+    assert set(outcomes) == {"ok", "LimitExceededException"}
+    assert len(aliases(kms, KeyId=key_id, Limit=100)) == 50
+
+
+def test_update_alias_cannot_move_an_alias_onto_a_full_key(kms: Any) -> None:
+    full, other = new_key(kms), new_key(kms)
+    for n in range(50):
+        kms.create_alias(AliasName=f"alias/full-{n:02d}", TargetKeyId=full)
+    kms.create_alias(AliasName="alias/mover", TargetKeyId=other)
+    code, _ = refused(kms.update_alias, AliasName="alias/mover", TargetKeyId=full)
+    assert code == "LimitExceededException"
+    assert "alias/mover" in aliases(kms, KeyId=other)
