@@ -37,6 +37,7 @@ async def handle(request: web.Request) -> web.Response:
         source_ip=request.remote,
         user_agent=request.headers.get("User-Agent"),
     )
+    call.service = _claimed_service(request)
     try:
         body = await _authenticate(request, call)
         if call.service == "sts":
@@ -61,6 +62,13 @@ async def not_found(request: web.Request) -> web.Response:
     )
     error = UnknownOperationError(f"{request.method} {request.path} is not a KMS operation.")
     return await _refuse(call, error)
+
+
+def _claimed_service(request: web.Request) -> str:
+    """The service a request's credential scope names, before it is verified: only
+    to answer an STS client's authentication failure in STS's XML error shape."""
+    authorization = request.headers.get("Authorization", "")
+    return "sts" if "/sts/aws4_request" in authorization else "kms"
 
 
 async def _authenticate(request: web.Request, call: Call) -> bytes:

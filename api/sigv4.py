@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import math
@@ -255,12 +256,26 @@ def _format_time(epoch: int) -> str:
     return datetime.fromtimestamp(epoch, tz=UTC).strftime(ISO_BASIC)
 
 
+def _parse_iso_basic(value: str) -> datetime:
+    """YYYYMMDDTHHMMSSZ by slicing: strptime costs more than the rest of a request's
+    signature check (the format is already fixed by _ISO_BASIC_RE)."""
+    return datetime(
+        int(value[0:4]),
+        int(value[4:6]),
+        int(value[6:8]),
+        int(value[9:11]),
+        int(value[11:13]),
+        int(value[13:15]),
+        tzinfo=UTC,
+    )
+
+
 def _parse_request_time(raw: str, may_be_http: bool) -> tuple[int, str]:
     """Return (epoch seconds, YYYYMMDDTHHMMSSZ); see signing-elements.html "Date"."""
     value = raw.strip()
     try:
         if _ISO_BASIC_RE.fullmatch(value):
-            parsed = datetime.strptime(value, ISO_BASIC)
+            parsed = _parse_iso_basic(value)
         elif may_be_http:
             parsed = parsedate_to_datetime(value)
         else:
@@ -385,15 +400,22 @@ def _payload_hash(body: bytes, header_map: dict[str, list[str]]) -> str:
 
 
 def _hmac(key: bytes, message: str) -> bytes:
-    return hmac.new(key, message.encode("utf-8"), hashlib.sha256).digest()
+    return hmac.digest(key, message.encode("utf-8"), "sha256")
+
+
+@functools.lru_cache(maxsize=1024)
+def _signing_key(secret: str, date: str, region: str, service: str, terminator: str) -> bytes:
+    """Derive the signing key (create-signed-request.html, step 4); it changes once a day
+    per credential and scope, so it is computed once and kept."""
+    key = _hmac(f"AWS4{secret}".encode(), date)
+    for part in (region, service, terminator):
+        key = _hmac(key, part)
+    return key
 
 
 def _signature(secret: str, scope: _Scope, string_to_sign: str) -> str:
-    # Derive the signing key (create-signed-request.html, step 4)
-    key = _hmac(f"AWS4{secret}".encode(), scope.date)
-    for part in (scope.region, scope.service, scope.terminator):
-        key = _hmac(key, part)
-    return hmac.new(key, string_to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
+    key = _signing_key(secret, scope.date, scope.region, scope.service, scope.terminator)
+    return hmac.digest(key, string_to_sign.encode("utf-8"), "sha256").hex()
 
 
 # ---------------------------------------------------------------- verifier

@@ -50,12 +50,23 @@ def user_id(principal: str, account: str) -> str:
     return prefix + digest[:17]
 
 
+# The query-protocol services name authentication failures differently from JSON ones
+# (STS API reference, "Common Errors").
+_QUERY_ERROR_CODES = {
+    "InvalidSignatureException": "SignatureDoesNotMatch",
+    "UnrecognizedClientException": "InvalidClientTokenId",
+    "IncompleteSignatureException": "IncompleteSignature",
+    "MissingAuthenticationTokenException": "MissingAuthenticationToken",
+}
+
+
 def error_response(call: Call, error: KmsError) -> web.Response:
+    code = _QUERY_ERROR_CODES.get(error.code, error.code)
     return xml_response(
         call,
         error.status,
         f'<ErrorResponse xmlns="{STS_NAMESPACE}"><Error><Type>Sender</Type>'
-        f"<Code>{escape(error.code)}</Code><Message>{escape(error.message)}</Message></Error>"
+        f"<Code>{escape(code)}</Code><Message>{escape(error.message)}</Message></Error>"
         f"<RequestId>{call.request_id}</RequestId></ErrorResponse>",
     )
 
