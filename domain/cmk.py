@@ -2,27 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
+from domain.cmk_lifecycle import AUTOMATIC, Lifecycle
 from domain.errors import (
     DisabledError,
     InvalidKeyUsageError,
     InvalidStateError,
-    LimitExceededError,
     TagError,
-    UnsupportedOperationError,
-    ValidationError,
 )
 from domain.values import (
     AWS_KMS,
     ENCRYPT_DECRYPT,
-    MAX_ON_DEMAND_ROTATIONS,
     MAX_TAGS_PER_KEY,
-    PENDING_WINDOW_DAYS,
     SYMMETRIC_DEFAULT,
     KeyState,
     RequestContext,
@@ -31,7 +27,6 @@ from domain.values import (
 
 # Operations KMS refuses on a key that is not Enabled (key-state table, "Encrypt,
 # Decrypt, ... GenerateDataKey*" row: https://docs.aws.amazon.com/kms/latest/developerguide/key-state.html).
-AUTOMATIC, ON_DEMAND = "AUTOMATIC", "ON_DEMAND"
 CRYPTO_OPERATIONS = frozenset(
     {
         "Encrypt",
@@ -45,7 +40,7 @@ CRYPTO_OPERATIONS = frozenset(
 )
 
 
-class Cmk(Aggregate):
+class Cmk(Lifecycle, Aggregate):
     """A customer master key. Commands check the KMS rules, then record an event."""
 
     TOPIC = "keyledger:Cmk"
@@ -305,130 +300,6 @@ class Cmk(Aggregate):
             set_tags={},
             removed_keys=list(dict.fromkeys(tag_keys)),
         )
-
-    # -- rotation (https://docs.aws.amazon.com/kms/latest/developerguide/rotate-keys.html) --
-
-    def check_can_rotate(self) -> None:
-        """Rotation is for symmetric encryption keys with AWS_KMS material; others answer
-        UnsupportedOperationException (AWS sends it with no message for key specs)."""
-        if self.key_spec != SYMMETRIC_DEFAULT:
-            raise UnsupportedOperationError("")
-        if self.origin != AWS_KMS:
-            raise UnsupportedOperationError(
-                f"{self.arn} origin is {self.origin} which is not valid for this operation."
-            )
-
-    def check_rotation_allowed(self) -> None:
-        """Enable/DisableKeyRotation and RotateKeyOnDemand need an Enabled key."""
-        self.check_can_rotate()
-        if self.state is KeyState.DISABLED:
-            raise DisabledError(f"{self.arn} is disabled.")
-        self.check_not_pending()
-
-    def enable_rotation(self, period_days: int, ctx: RequestContext, now: datetime) -> None:
-        self.check_rotation_allowed()
-        if self.rotation_period_days == period_days:
-            return
-        self.trigger_event(
-            self.RotationEnabled,
-            timestamp=now,
-            request=ctx.as_dict(),
-            period_days=period_days,
-            next_rotation=now + timedelta(days=period_days),
-        )
-
-    def disable_rotation(self, ctx: RequestContext, now: datetime) -> None:
-        self.check_rotation_allowed()
-        if self.rotation_period_days is not None:
-            self.trigger_event(self.RotationDisabled, timestamp=now, request=ctx.as_dict())
-
-    @property
-    def on_demand_rotations(self) -> int:
-        return sum(1 for rotation in self.rotations if rotation["type"] == ON_DEMAND)
-
-    def check_on_demand_rotation(self) -> None:
-        self.check_rotation_allowed()
-        if self.on_demand_rotations >= MAX_ON_DEMAND_ROTATIONS:
-            raise LimitExceededError(
-                "The on-demand rotations limit has been reached for the given keyId. "
-                f"No more on-demand rotations can be performed for this key: {self.arn}"
-            )
-
-    def rotation_due(self, now: datetime) -> bool:
-        """Automatic rotation skips keys that are not Enabled; a key enabled again after
-        its date passed rotates at the next opportunity."""
-        return (
-            self.state is KeyState.ENABLED
-            and self.next_rotation is not None
-            and self.next_rotation <= now
-        )
-
-    def rotate(
-        self,
-        rotation_type: str,
-        material_id: str,
-        wrapped_material: bytes,
-        ctx: RequestContext,
-        now: datetime,
-    ) -> None:
-        """Record a new current material version. On demand, the automatic schedule
-        does not move (RotateKeyOnDemand reference); automatically, it advances."""
-        next_rotation = None
-        if rotation_type == AUTOMATIC:
-            if not self.rotation_due(now):
-                raise InvalidStateError(f"{self.arn} is not due for rotation.")
-            next_rotation = now + timedelta(days=self.rotation_period_days or 365)
-        else:
-            self.check_on_demand_rotation()
-        self.trigger_event(
-            self.Rotated,
-            timestamp=now,
-            request=ctx.as_dict(),
-            material_id=material_id,
-            wrapped_material=wrapped_material,
-            rotation_type=rotation_type,
-            next_rotation=next_rotation,
-        )
-
-    # -- deletion (https://docs.aws.amazon.com/kms/latest/developerguide/deleting-keys.html) --
-
-    def schedule_deletion(self, window_days: int, ctx: RequestContext, now: datetime) -> None:
-        self.check_not_pending()
-        low, high, _ = PENDING_WINDOW_DAYS
-        if not low <= window_days <= high:
-            bound = (
-                f"greater than or equal to {low}"
-                if window_days < low
-                else (f"less than or equal to {high}")
-            )
-            raise ValidationError(
-                f"1 validation error detected: Value '{window_days}' at 'pendingWindowInDays' "
-                f"failed to satisfy constraint: Member must have value {bound}"
-            )
-        self.trigger_event(
-            self.DeletionScheduled,
-            timestamp=now,
-            request=ctx.as_dict(),
-            deletion_date=now + timedelta(days=window_days),
-            pending_window_days=window_days,
-        )
-
-    def cancel_deletion(self, ctx: RequestContext, now: datetime) -> None:
-        if self.state is not KeyState.PENDING_DELETION:
-            raise InvalidStateError(f"{self.arn} is not pending deletion.")
-        self.trigger_event(self.DeletionCancelled, timestamp=now, request=ctx.as_dict())
-
-    def deletion_due(self, now: datetime) -> bool:
-        return (
-            self.state is KeyState.PENDING_DELETION
-            and self.deletion_date is not None
-            and self.deletion_date <= now
-        )
-
-    def delete(self, ctx: RequestContext, now: datetime) -> None:
-        if not self.deletion_due(now):
-            raise InvalidStateError(f"{self.arn} is not due for deletion.")
-        self.trigger_event(self.Deleted, timestamp=now, request=ctx.as_dict())
 
     # -- queries -------------------------------------------------------------------
 

@@ -6,7 +6,8 @@ from datetime import timedelta
 
 import pytest
 
-from domain.cmk import AUTOMATIC, ON_DEMAND, Cmk
+from domain.cmk import Cmk
+from domain.cmk_lifecycle import AUTOMATIC, ON_DEMAND
 from domain.errors import (
     DisabledError,
     InvalidStateError,
