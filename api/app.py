@@ -138,9 +138,7 @@ def open_services(settings: Settings, clock: Clock) -> Services:
         wire=load_kms_model(),
         clock=clock,
         max_body_bytes=settings.max_body_bytes,
-        callers={
-            key: Caller.from_config(p) for p in configs for key in [p.credential.access_key_id]
-        },
+        callers={p.credential.access_key_id: Caller.from_config(p) for p in configs},
         known_principals=frozenset(p.credential.principal_arn for p in configs),
     )
 
