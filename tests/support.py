@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -142,3 +144,16 @@ def refused(call: Callable[..., Any], **params: Any) -> tuple[str, str]:
 def unvalidated(server: ThreadServer | ProcessServer) -> Any:
     """A client that lets through what botocore would refuse client-side."""
     return server.client(config=Config(parameter_validation=False, retries={"max_attempts": 1}))
+
+
+def advance(server: ProcessServer, seconds: float) -> float:
+    """Move a --dev-clock server's clock by ``seconds``; it answers once everything that
+    fell due has run. Returns the server's new time (epoch seconds)."""
+    request = urllib.request.Request(
+        f"{server.endpoint}/_dev/clock",
+        data=json.dumps({"advance_seconds": seconds}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return float(json.loads(response.read())["now"])

@@ -9,9 +9,7 @@ type and message, e.g. DisabledException "<key ARN> is disabled.".
 
 from __future__ import annotations
 
-import json
 import signal
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import count
@@ -21,7 +19,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.support import ProcessServer
+from tests.support import ProcessServer, advance
 
 ENABLED, DISABLED, PENDING = "Enabled", "Disabled", "PendingDeletion"
 OK = None
@@ -314,18 +312,6 @@ def test_the_operations_that_take_no_key_ignore_key_states(kms: Any) -> None:
 
 
 # -- Deleted: every key operation answers NotFoundException -----------------------------
-
-
-def advance(server: ProcessServer, seconds: float) -> float:
-    """Move a --dev-clock server's clock; it answers once everything due has run."""
-    request = urllib.request.Request(
-        f"{server.endpoint}/_dev/clock",
-        data=json.dumps({"advance_seconds": seconds}).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
-    with urllib.request.urlopen(request, timeout=60) as response:
-        return float(json.loads(response.read())["now"])
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ import pytest
 
 from eventstore.keystore import WrappingKeyMissing
 from tests.integration.stores import open_ledger
-from tests.support import REPO, ProcessServer, free_port, refused, unvalidated
+from tests.support import REPO, ProcessServer, advance, free_port, refused, unvalidated
 
 pytestmark = pytest.mark.slow
 
@@ -38,19 +38,6 @@ ALL_INTERFACES = "0.0.0.0"  # noqa: S104 - only to check that --dev-clock refuse
 
 
 # -- helpers -----------------------------------------------------------------------------
-
-
-def advance(server: ProcessServer, seconds: float) -> float:
-    """Move a --dev-clock server's clock by ``seconds``; it answers once everything that
-    fell due has run. Returns the server's new time (epoch seconds)."""
-    request = urllib.request.Request(
-        f"{server.endpoint}/_dev/clock",
-        data=json.dumps({"advance_seconds": seconds}).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
-    with urllib.request.urlopen(request, timeout=60) as response:
-        return float(json.loads(response.read())["now"])
 
 
 @pytest.fixture
