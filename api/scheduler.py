@@ -7,6 +7,8 @@ import functools
 import logging
 import os
 import signal
+from collections.abc import Callable
+from typing import Any
 from uuid import UUID
 
 from api.services import Services
@@ -51,9 +53,8 @@ class Scheduler:
                 done += await self._delete(UUID(key_id))
             return done
 
-    async def _command(self, method: object, key_id: UUID, **kwargs: object) -> int:
-        job = functools.partial(method, key_id=key_id, **kwargs)  # type: ignore[call-overload]
-        outcome = await self.services.commands(job)
+    async def _command(self, method: Callable[..., bool], key_id: UUID, **kwargs: Any) -> int:
+        outcome = await self.services.commands(functools.partial(method, key_id=key_id, **kwargs))
         return int(bool(outcome.value))
 
     async def _delete(self, key_id: UUID) -> int:

@@ -64,8 +64,12 @@ def key_policy(text: str) -> Policy:
 
 def mentions_resource_aliases(cmk: Cmk, ctx: RequestContext) -> bool:
     """kms:ResourceAliases needs a view lookup; do it only for policies that use it."""
-    identity = identity_of(ctx)
-    return "resourcealiases" in cmk.policy.lower() or identity.mentions_resource_aliases
+    return _uses_resource_aliases(cmk.policy) or identity_of(ctx).mentions_resource_aliases
+
+
+@functools.lru_cache(maxsize=4096)
+def _uses_resource_aliases(policy_text: str) -> bool:
+    return "resourcealiases" in policy_text.lower()
 
 
 def caller_conditions(identity: Identity, now: datetime) -> dict[str, Any]:

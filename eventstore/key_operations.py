@@ -11,7 +11,6 @@ from cryptography.exceptions import InvalidTag
 from domain import crypto
 from domain.cmk import Cmk
 from domain.errors import (
-    IncorrectKeyError,
     InternalError,
     InvalidCiphertextError,
     InvalidKeyUsageError,
@@ -65,11 +64,7 @@ class KeyOperations:
     def source_key(
         self, ctx: RequestContext, header: crypto.BlobHeader, key_id: str | None, op: str
     ) -> Cmk:
-        cmk = self.ledger.key_for_ciphertext(ctx, header.key_id, op)
-        if key_id is not None:
-            named = self.ledger.read_key(ctx, key_id, op)
-            if named.id != cmk.id:
-                raise IncorrectKeyError
+        cmk = self.ledger.key_for_ciphertext(ctx, header.key_id, op, named=key_id)
         cmk.check_usable_for(op)
         return cmk
 

@@ -18,6 +18,7 @@ from domain.cmk import Cmk
 from domain.cmk_lifecycle import AUTOMATIC, ON_DEMAND
 from domain.crypto import material_aad, wrap
 from domain.errors import (
+    IncorrectKeyError,
     InternalError,
     InvalidCiphertextError,
     KmsError,
@@ -150,7 +151,22 @@ class KeyLedger(AliasCommands, Application):
         *,
         allow_alias: bool = True,
     ) -> Cmk:
-        """A KeyId (id, key ARN, alias name, alias ARN) to the key, with AWS's errors."""
+        """A KeyId (id, key ARN, alias name, alias ARN) to the key the caller may use for
+        ``operation``, with AWS's errors."""
+        cmk, request_alias = self.locate(get, ctx, key_id, allow_alias=allow_alias)
+        self.authorize(cmk, ctx, operation, request_alias)
+        return cmk
+
+    def locate(
+        self,
+        get: Callable[[UUID], Aggregate | None],
+        ctx: RequestContext,
+        key_id: str,
+        *,
+        allow_alias: bool = True,
+    ) -> tuple[Cmk, str | None]:
+        """The key a KeyId names, and the alias it was named by (kms:RequestAlias);
+        not authorized yet."""
         ref = parse_key_ref(key_id, ctx, allow_alias=allow_alias)
         if ref.alias_name is not None:
             alias = get(Alias.id_for(ref.account, ref.region, ref.alias_name))
@@ -165,8 +181,7 @@ class KeyLedger(AliasCommands, Application):
             raise NotFoundError(f"Key '{missing}' does not exist")
         if cmk.state is KeyState.DELETED:
             raise NotFoundError(f"Key '{cmk.arn}' does not exist")
-        self.authorize(cmk, ctx, operation, ref.alias_name)
-        return cmk
+        return cmk, ref.alias_name
 
     def authorize(
         self, cmk: Cmk, ctx: RequestContext, operation: str, request_alias: str | None = None
@@ -176,15 +191,24 @@ class KeyLedger(AliasCommands, Application):
             cmk, ctx, operation, self.clock(), aliases=aliases, request_alias=request_alias
         )
 
-    def key_for_ciphertext(self, ctx: RequestContext, key_id: UUID, operation: str) -> Cmk:
+    def key_for_ciphertext(
+        self, ctx: RequestContext, key_id: UUID, operation: str, named: str | None = None
+    ) -> Cmk:
         """The key a ciphertext header names. A blob naming no key of this region is
-        not a keyledger ciphertext here: InvalidCiphertextException, not NotFound."""
+        not a keyledger ciphertext here: InvalidCiphertextException, not NotFound. A
+        KeyId given with the blob (``named``) must name that same key; the key is then
+        authorized once, with the alias it was named by."""
         cmk = self.peek(key_id)
         if not isinstance(cmk, Cmk) or cmk.region != ctx.region:
             raise InvalidCiphertextError
         if cmk.state is KeyState.DELETED:
             raise NotFoundError(f"Key '{cmk.arn}' does not exist")
-        self.authorize(cmk, ctx, operation)
+        request_alias = None
+        if named is not None:
+            other, request_alias = self.locate(self.peek, ctx, named)
+            if other.id != cmk.id:
+                raise IncorrectKeyError
+        self.authorize(cmk, ctx, operation, request_alias)
         return cmk
 
     def read_key(
