@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 from uuid import uuid4
 
@@ -99,6 +100,7 @@ async def _authenticate(request: web.Request, call: Call) -> bytes:
 async def _run(request: web.Request, call: Call, body: bytes) -> dict[str, Any]:
     services = call.services
     call.operation = _operation(request, services)
+    call.ctx = replace(call.context, operation=call.operation)
     handler = OPERATIONS.get(call.operation)
     if handler is None:
         raise UnsupportedOperationError(f"{call.operation} is not supported by keyledger yet.")

@@ -44,7 +44,7 @@ _ALIAS_NAME_RE = re.compile(r"^alias/[a-zA-Z0-9/_-]+$")
 RESERVED_ALIAS_PREFIX = "alias/aws/"
 
 
-_TRANSIENT = frozenset({"identity", "conditions"})
+_TRANSIENT = frozenset({"identity", "conditions", "grants_used"})
 
 
 @dataclass(frozen=True)
@@ -61,9 +61,15 @@ class RequestContext:
     # CloudTrail's eventType: "AwsApiCall" for callers, "AwsServiceEvent" when keyledger
     # itself acts (automatic rotation, deletion at the end of the waiting period).
     event_type: str = "AwsApiCall"
+    # The KMS operation (CloudTrail's eventName); None for contexts made outside a request.
+    operation: str | None = None
     # Not persisted: the caller's policies, and condition keys from the request itself.
     identity: Identity | None = field(default=None, compare=False, repr=False)
     conditions: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    # The grants that authorized this request, noted by authorization as it decides; the
+    # list is shared by every copy made with ``replace``, so the record sees what any step
+    # used. Persisted as ``grant_id`` (CloudTrail's additionalEventData.grantId).
+    grants_used: list[str] = field(default_factory=list, compare=False, repr=False)
 
     @classmethod
     def service(cls, account: str, region: str, request_id: str) -> RequestContext:
@@ -77,14 +83,13 @@ class RequestContext:
         )
 
     def as_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _TRANSIENT}
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _TRANSIENT}
+        data["grant_id"] = self.grants_used[0] if self.grants_used else None
+        return data
 
     def with_conditions(self, **conditions: Any) -> RequestContext:
         return replace(self, conditions={**self.conditions, **conditions})
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RequestContext:
-        return cls(**data)
 
 
 def key_arn(region: str, account: str, key_id: str) -> str:
