@@ -8,9 +8,10 @@ import functools
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 from uuid import uuid4
 
 from aiohttp import web
@@ -22,7 +23,8 @@ from api.dispatch import handle, not_found
 from api.scheduler import Scheduler
 from api.services import SERVICES, Caller, Services
 from api.sigv4 import SigV4Verifier
-from api.wire import load_kms_model
+from api.wire import load_kms_model, load_model
+from eventstore.audit_key import AuditKeyStore, publish
 from eventstore.clock import Clock, OffsetClock, system_clock
 from eventstore.key_operations import KeyOperations
 from eventstore.keystore import Keystore
@@ -30,12 +32,17 @@ from eventstore.ledger import KeyLedger
 from eventstore.root_key import load_root_key
 from eventstore.usage_ledger import UsageLedger
 from eventstore.writer import BatchWriter
+from projections.audit_runner import AuditRunner
+from projections.audit_view import AuditView
 from projections.keys_view import KeysView
 from projections.runner import PollingRunner
 
 log = logging.getLogger("keyledger")
 SETTINGS = web.AppKey("settings", Settings)
-SIGNED_SERVICES = frozenset({"kms", "sts"})  # STS answers GetCallerIdentity on this port
+T = TypeVar("T")
+R = TypeVar("R")
+# STS answers GetCallerIdentity and CloudTrail LookupEvents on this port.
+SIGNED_SERVICES = frozenset({"kms", "sts", "cloudtrail"})
 DEV_FAULT_ENV = "KEYLEDGER_DEV_FAULT"  # honoured only with --dev-clock (crash tests)
 
 
@@ -82,12 +89,14 @@ def _stores(settings: Settings) -> dict[str, str]:
             "persistence": "eventsourcing.popo",
             "keystore": ":memory:",
             "views": f"file:keyledger-views-{uuid4().hex}?mode=memory&cache=shared",
+            "audit": f"file:keyledger-audit-{uuid4().hex}?mode=memory&cache=shared",
         }
     data_dir = settings.data_dir
     return {
         "persistence": "eventstore.sqlite:DurableSQLiteFactory",
         "keystore": str(data_dir / "keystore.db"),
         "views": str(data_dir / "views.db"),
+        "audit": str(data_dir / "audit.db"),
         "keyledger": str(data_dir / "keyledger.db"),
         "usageledger": str(data_dir / "usage.db"),
     }
@@ -110,7 +119,8 @@ def _root_key(settings: Settings) -> bytes:
 
 def open_services(settings: Settings, clock: Clock) -> Services:
     stores = _stores(settings)
-    keystore = Keystore(stores["keystore"], _root_key(settings))
+    root_key = _root_key(settings)
+    keystore = Keystore(stores["keystore"], root_key)
     view = KeysView(SQLiteDatastore(stores["views"], lock_timeout=15))
     view.create_table()
     ledger = KeyLedger(_ledger_env(stores, "keyledger"), keystore, clock)
@@ -120,6 +130,10 @@ def open_services(settings: Settings, clock: Clock) -> Services:
     runner.start()
     ledger.listeners.append(runner.nudge)
     ledger.aliases_of = functools.partial(_current_aliases, runner, view)
+    audit_keys = AuditKeyStore(stores["keystore"], root_key)
+    audit_runner = open_audit(
+        stores, ledger, usage, audit_keys=audit_keys, settings=settings, clock=clock
+    )
     configs = settings.principal_configs
     credentials = {p.credential.access_key_id: p.credential for p in configs}
     log.info("keyledger stores open", extra={"stores": sorted(stores)})
@@ -130,7 +144,7 @@ def open_services(settings: Settings, clock: Clock) -> Services:
         view=view,
         runner=runner,
         commands=BatchWriter("keyledger", ledger.run_batch),
-        records=BatchWriter("usage", usage.record_batch),
+        records=BatchWriter("usage", _nudging(usage.record_batch, audit_runner.nudge)),
         readers=ThreadPoolExecutor(settings.reader_threads, thread_name_prefix="reader"),
         # Signatures are checked against wall time, never the dev clock: a client signs
         # with its own real clock (SigV4 allows 5 minutes of skew).
@@ -140,7 +154,50 @@ def open_services(settings: Settings, clock: Clock) -> Services:
         max_body_bytes=settings.max_body_bytes,
         callers={p.credential.access_key_id: Caller.from_config(p) for p in configs},
         known_principals=frozenset(p.credential.principal_arn for p in configs),
+        audit=audit_runner.audit,
+        audit_runner=audit_runner,
+        audit_keys=audit_keys,
+        cloudtrail=load_model("cloudtrail"),
     )
+
+
+def open_audit(
+    stores: dict[str, str],
+    ledger: KeyLedger,
+    usage: UsageLedger,
+    *,
+    audit_keys: AuditKeyStore,
+    settings: Settings,
+    clock: Clock,
+) -> AuditRunner:
+    """The audit view follows both ledgers on its own thread; requests only nudge it."""
+    signer = audit_keys.signer()
+    publish(signer, settings.data_dir)
+    view = AuditView(SQLiteDatastore(stores["audit"], lock_timeout=15))
+    view.create_table()
+    runner = AuditRunner(
+        ledger,
+        usage,
+        view,
+        signer=signer,
+        digest_interval=settings.audit_digest_interval,
+        clock=clock,
+    )
+    runner.catch_up()
+    runner.start()
+    ledger.listeners.append(runner.nudge)
+    return runner
+
+
+def _nudging(
+    save: Callable[[Sequence[T]], list[R]], nudge: Callable[[], None]
+) -> Callable[[Sequence[T]], list[R]]:
+    def save_and_nudge(items: Sequence[T]) -> list[R]:
+        outcomes = save(items)
+        nudge()
+        return outcomes
+
+    return save_and_nudge
 
 
 def _current_aliases(runner: PollingRunner, view: KeysView, key_id: str) -> list[str]:
@@ -155,6 +212,9 @@ def close_services(services: Services) -> None:
     services.records.close()
     services.readers.shutdown(wait=True)
     services.runner.stop()
+    services.audit_runner.stop()
+    services.audit.datastore.close()
+    services.audit_keys.close()
     services.ledger.close()
     services.usage.close()
     services.view.datastore.close()

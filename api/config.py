@@ -57,6 +57,8 @@ class Settings:
     reader_threads: int = 4
     dev_clock: bool = False  # POST /_dev/clock moves the domain clock (loopback only)
     scheduler_interval: float = 30.0
+    # How often the audit view signs a digest (CloudTrail: hourly); also on demand.
+    audit_digest_interval: float = 300.0
 
     def __post_init__(self) -> None:
         if self.dev_clock and not is_loopback(self.host):

@@ -18,11 +18,14 @@ from domain.authorization import Identity
 from domain.policy import Policy, Principal, parse_policy
 from domain.usage import RequestRecorded
 from domain.values import RequestContext
+from eventstore.audit_key import AuditKeyStore
 from eventstore.clock import Clock
 from eventstore.key_operations import KeyOperations
 from eventstore.ledger import Done, KeyLedger
 from eventstore.usage_ledger import UsageLedger
 from eventstore.writer import BatchWriter
+from projections.audit_runner import AuditRunner
+from projections.audit_view import AuditView
 from projections.keys_view import KeysView
 from projections.runner import PollingRunner
 
@@ -75,6 +78,10 @@ class Services:
     max_body_bytes: int
     callers: Mapping[str, Caller]  # by access key id
     known_principals: frozenset[str]  # principal ARNs a key policy may name
+    audit: AuditView
+    audit_runner: AuditRunner
+    audit_keys: AuditKeyStore
+    cloudtrail: WireModel  # CloudTrail's model, for LookupEvents on this port
 
     async def read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a blocking read (aggregate load, view query) off the event loop."""

@@ -198,9 +198,14 @@ def _late(table: Mapping[str, Callable[..., Any]], name: str) -> Callable[..., A
 @functools.cache
 def load_kms_model() -> WireModel:
     """botocore's own data/kms/2014-11-01/service-2.json, loaded once."""
+    return load_model("kms")
+
+
+def load_model(service: str) -> WireModel:
+    """Any JSON 1.1 service botocore ships (kms, cloudtrail)."""
     loader = botocore.loaders.create_loader()
-    description = loader.load_service_model("kms", "service-2")
-    return WireModel(botocore.model.ServiceModel(description, service_name="kms"))
+    description = loader.load_service_model(service, "service-2")
+    return WireModel(botocore.model.ServiceModel(description, service_name=service))
 
 
 # --- request parsing -------------------------------------------------------------

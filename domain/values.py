@@ -72,7 +72,11 @@ class RequestContext:
     grants_used: list[str] = field(default_factory=list, compare=False, repr=False)
 
     @classmethod
-    def service(cls, account: str, region: str, request_id: str) -> RequestContext:
+    def service(
+        cls, account: str, region: str, request_id: str, operation: str | None = None
+    ) -> RequestContext:
+        """keyledger acting on its own; ``operation`` names the action as CloudTrail's
+        AwsServiceEvent records do (RotateKey, DeleteKey: ct-delete-key.html)."""
         return cls(
             principal=None,
             account=account,
@@ -80,6 +84,7 @@ class RequestContext:
             request_id=request_id,
             user_agent="keyledger-scheduler",
             event_type="AwsServiceEvent",
+            operation=operation,
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -89,7 +94,6 @@ class RequestContext:
 
     def with_conditions(self, **conditions: Any) -> RequestContext:
         return replace(self, conditions={**self.conditions, **conditions})
-
 
 
 def key_arn(region: str, account: str, key_id: str) -> str:

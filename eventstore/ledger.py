@@ -335,7 +335,7 @@ class KeyLedger(AliasCommands, Application):
         cmk = uow.get(key_id)
         if not isinstance(cmk, Cmk) or not cmk.rotation_due(uow.now):
             return False
-        ctx = RequestContext.service(cmk.account, cmk.region, str(uuid4()))
+        ctx = RequestContext.service(cmk.account, cmk.region, str(uuid4()), "RotateKey")
         cmk.rotate(AUTOMATIC, *self._new_material(uow, cmk.id), ctx, uow.now)
         return True
 
@@ -344,7 +344,7 @@ class KeyLedger(AliasCommands, Application):
         cmk = uow.get(key_id)
         if not isinstance(cmk, Cmk) or not cmk.deletion_due(uow.now):
             return False
-        ctx = RequestContext.service(cmk.account, cmk.region, str(uuid4()))
+        ctx = RequestContext.service(cmk.account, cmk.region, str(uuid4()), "DeleteKey")
         cmk.delete(ctx, uow.now)
         for alias_id in alias_ids:
             alias = uow.get(alias_id)

@@ -23,6 +23,8 @@ class PollingRunner:
     other processes on the same store are picked up within one poll interval.
     """
 
+    thread_name = "projection-keys"
+
     def __init__(
         self, app: Application, view: KeysView, interval: float = 0.25, batch: int = 500
     ) -> None:
@@ -35,7 +37,7 @@ class PollingRunner:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="projection-keys", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)
         self._thread.start()
 
     def stop(self) -> None:

@@ -1,0 +1,124 @@
+"""Follows both ledgers into the audit view on a thread of its own, and signs digests.
+
+Nothing here runs on a request's path: requests only nudge the thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from eventsourcing.application import Application
+from eventsourcing.persistence import IntegrityError, Tracking
+
+from projections.audit_integrity import Signer, make_digest
+from projections.audit_record import request_of
+from projections.audit_view import AuditView
+from projections.runner import PollingRunner
+
+log = logging.getLogger("keyledger.projections.audit")
+
+
+class AuditRunner(PollingRunner):
+    """One tracking position per ledger, both kept in the view's own database."""
+
+    thread_name = "projection-audit"
+
+    def __init__(
+        self,
+        keys: Application,
+        usage: Application,
+        view: AuditView,
+        *,
+        interval: float = 0.25,
+        batch: int = 500,
+        signer: Signer | None = None,
+        digest_interval: float | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.keys, self.usage, self.audit = keys, usage, view
+        self.interval, self.batch = interval, batch
+        self.signer, self.digest_interval, self.clock = signer, digest_interval, clock
+        self.positions = {app.name: view.position(app.name) for app in (keys, usage)}
+        self.position = 0  # the base class's single position is unused here
+        self._last_digest = time.monotonic()
+        self._wake = threading.Event()
+        self._catching_up = threading.Lock()
+        self._stopped = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _catch_up(self) -> int:
+        processed = 0
+        while True:
+            step = self._follow(self.keys, grouped=True) + self._follow(self.usage, grouped=False)
+            if not step:
+                break
+            processed += step
+        if self.digest_interval is not None and (
+            time.monotonic() - self._last_digest >= self.digest_interval
+        ):
+            self._sign()
+        return processed
+
+    def _follow(self, app: Application, *, grouped: bool) -> int:
+        start = self.positions[app.name]
+        notifications = app.recorder.select_notifications(
+            start=start, limit=self.batch, inclusive_of_start=False
+        )
+        if not notifications:
+            return 0
+        items = [(n.id, app.mapper.to_domain_event(n)) for n in notifications]
+        if grouped and len(items) == self.batch:
+            items = _whole_requests(items)
+        try:
+            if grouped:
+                self.audit.process_key_events(items, Tracking(app.name, items[-1][0]))
+            else:
+                self.audit.process_usage(items, Tracking(app.name, items[-1][0]))
+        except IntegrityError:
+            # Another runner on the same view got there first: resume from its position.
+            self.positions[app.name] = self.audit.position(app.name)
+            return 1
+        self.positions[app.name] = items[-1][0]
+        return len(items)
+
+    def sign_now(self) -> int:
+        """An on-demand digest (after catching up); returns its sequence number."""
+        with self._catching_up:
+            self._catch_up_all()
+            return self._sign()
+
+    def _catch_up_all(self) -> None:
+        while self._follow(self.keys, grouped=True) + self._follow(self.usage, grouped=False):
+            pass
+
+    def _sign(self) -> int:
+        if self.signer is None or self.clock is None:
+            raise RuntimeError("no audit-signing key configured")
+        seq, _, _ = self.audit.append_digest(make_digest(self.signer, self.clock()))
+        self._last_digest = time.monotonic()
+        return seq
+
+    def lag(self) -> dict[str, int]:
+        """Notifications recorded but not yet in the view, per ledger."""
+        return {
+            app.name: max(0, (app.recorder.max_notification_id() or 0) - self.positions[app.name])
+            for app in (self.keys, self.usage)
+        }
+
+    async def caught_up(self, target: int, timeout: float = 2.0) -> bool:
+        raise NotImplementedError("use catch_up(): the audit view follows two ledgers")
+
+
+def _whole_requests(items: list[tuple[int, Any]]) -> list[tuple[int, Any]]:
+    """A full batch may end inside one request's events: leave that request for the next
+    batch, so every request becomes one record however the log is read (rebuilds too)."""
+    last = request_of(items[-1][1]).get("request_id")
+    kept = list(items)
+    while kept and last is not None and request_of(kept[-1][1]).get("request_id") == last:
+        kept.pop()
+    return kept or items
