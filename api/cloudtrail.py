@@ -103,6 +103,7 @@ async def lookup_events(call: Call) -> dict[str, Any]:
 
 def _filters(params: dict[str, Any], account: str) -> Filters:
     start, end = params.get("StartTime"), params.get("EndTime")
+    start, end = _epoch(start), _epoch(end)
     if start is not None and end is not None and start > end:
         raise InvalidTimeRangeError("Start time must be before or equal to end time.")
     attributes = params.get("LookupAttributes") or []
@@ -120,14 +121,14 @@ def _filters(params: dict[str, Any], account: str) -> Filters:
         selected[LOOKUP_KEYS[key]] = value
     return Filters(
         account=account,
-        start=_epoch(start),
-        end=_epoch(end),
+        start=start,
+        end=end,
         **selected,
     )
 
 
-def _epoch(value: datetime | None) -> float | None:
-    return None if value is None else value.timestamp()
+def _epoch(value: datetime | float | None) -> float | None:
+    return value.timestamp() if isinstance(value, datetime) else value
 
 
 def _event(row: StoredRecord) -> dict[str, Any]:

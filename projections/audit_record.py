@@ -289,8 +289,10 @@ def key_events_record(
     resources: list[str] = []
     for event in events:
         arn = arns.get(str(event.originator_id))
-        if arn and arn not in resources:
-            resources.append(arn)
+        target = arns.get(str(getattr(event, "target_key_id", "")))
+        for named in (arn, target):  # an alias record names its key too (ct-createalias)
+            if named and named not in resources:
+                resources.append(named)
         parameters |= _event_parameters(event, arn)
         response |= _event_response(event, arn)
     key_arns = [a for a in resources if ":key/" in a]
