@@ -12,6 +12,7 @@ from pathlib import Path
 from aiohttp import web
 
 from api.app import create_app
+from api.cli import add_commands
 from api.config import CONFIG_ENV, ConfigError, Settings, default_principals, load_principals
 from eventstore.root_key import RootKeyError
 
@@ -52,6 +53,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="tests only: POST /_dev/clock advances time (loopback addresses only)",
     )
+    add_commands(commands)
     return parser.parse_args(argv)
 
 
@@ -72,6 +74,12 @@ def main(argv: list[str] | None = None) -> int:
     handler.setFormatter(JsonFormatter())
     logging.basicConfig(level=logging.INFO, handlers=[handler])
     args = parse_args(argv)
+    if args.command != "serve":
+        try:
+            return int(args.run(args))
+        except (ConfigError, RootKeyError) as error:
+            log.error("%s", error)
+            return 2
     try:
         settings = settings_from(args)
         app = create_app(settings)

@@ -8,8 +8,9 @@ import functools
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 from uuid import uuid4
@@ -17,7 +18,7 @@ from uuid import uuid4
 from aiohttp import web
 from eventsourcing.sqlite import SQLiteDatastore
 
-from api.config import Settings
+from api.config import ConfigError, Settings
 from api.dev import DEV_CLOCK, SCHEDULER, advance_clock
 from api.dispatch import handle, not_found
 from api.scheduler import Scheduler
@@ -198,6 +199,44 @@ def _nudging(
         return outcomes
 
     return save_and_nudge
+
+
+@dataclass
+class Stores:
+    """A data directory's stores, opened by the admin and forensics commands."""
+
+    ledger: KeyLedger
+    usage: UsageLedger
+    audit: AuditView
+    audit_keys: AuditKeyStore
+    data_dir: Path
+
+    def close(self) -> None:
+        self.ledger.close()
+        self.usage.close()
+        self.audit.datastore.close()
+        self.audit_keys.close()
+        self.ledger.keystore.close()
+
+
+def open_stores(data_dir: Path, environ: Mapping[str, str], *, root: bool = False) -> Stores:
+    """The server's own stores, opened the server's way, for commands that read them.
+    Nothing here unwraps key material: the root key is loaded only with ``root=True``
+    (signing an on-demand digest), and the keystore is not opened otherwise."""
+    if not (data_dir / "keyledger.db").exists():
+        raise ConfigError(f"{data_dir} holds no keyledger stores")
+    stores = _stores(Settings(data_dir=data_dir, environ=environ))
+    root_key = load_root_key(data_dir, environ) if root else bytes(32)
+    keystore = Keystore(stores["keystore"] if root else ":memory:", root_key)
+    view = AuditView(SQLiteDatastore(stores["audit"], lock_timeout=15))
+    view.create_table()
+    return Stores(
+        ledger=KeyLedger(_ledger_env(stores, "keyledger"), keystore, system_clock),
+        usage=UsageLedger(_ledger_env(stores, "usageledger")),
+        audit=view,
+        audit_keys=AuditKeyStore(stores["keystore"], root_key),
+        data_dir=data_dir,
+    )
 
 
 def _current_aliases(runner: PollingRunner, view: KeysView, key_id: str) -> list[str]:

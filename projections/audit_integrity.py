@@ -173,16 +173,22 @@ def _walk_chain(
     report: Report, ledger: str, records: Iterable[StoredRecord], progress: Callable[[int], None]
 ) -> Iterator[tuple[int, str]]:
     """Recompute one chain from the record bytes; compare with the stored links."""
-    head, expected = GENESIS, 1
+    before, head, expected = GENESIS, GENESIS, 1
     for stored in records:
         where = f"{ledger} record {expected}"
         if stored.chain_pos != expected:
             report.fail(where, f"record missing (found position {stored.chain_pos})")
             expected = stored.chain_pos
-        head = link(head, bytes(stored.record))
-        if head != stored.hash:
-            report.fail(where, "hash does not match (record modified, inserted or reordered)")
-            head = stored.hash  # resynchronise, so one damage is reported once
+        data = bytes(stored.record)
+        computed = link(head, data)
+        if computed != stored.hash:
+            if link(before, data) == stored.hash:
+                # This record links to the one before its predecessor: that one was put in.
+                report.fail(f"{ledger} record {expected - 1}", "record inserted")
+            else:
+                report.fail(where, "hash does not match (record modified or reordered)")
+            computed = stored.hash  # resynchronise, so one damage is reported once
+        before, head = head, computed
         report.records += 1
         if report.records % 10000 == 0:
             progress(10000)

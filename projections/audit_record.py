@@ -31,6 +31,7 @@ _NOT_PARAMETERS = frozenset(
     {
         "originator_id",
         "originator_version",
+        "originator_topic",
         "timestamp",
         "request",
         "wrapped_material",

@@ -95,6 +95,7 @@ class Filters:
     resource_type: str | None = None
     resource_name: str | None = None
     key_arn: str | None = None
+    key_id: str | None = None
     principal: str | None = None
     outcome: str | None = None  # "success" | "failure" | an error code
     start: float | None = None
@@ -315,6 +316,9 @@ def _where(f: Filters) -> tuple[list[str], list[Any]]:
         if value is not None:
             clauses.append(clause)
             args.append(value)
+    if f.key_id is not None:
+        clauses.append("key_arn LIKE ?")
+        args.append(f"arn:%:key/{f.key_id}")
     if f.read_only is not None:
         clauses.append("read_only = ?")
         args.append(int(f.read_only))
