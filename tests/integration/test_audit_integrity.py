@@ -4,6 +4,7 @@ audit view from position 0 that reproduces the same records and the same chains.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import shutil
 import sqlite3
@@ -45,10 +46,8 @@ def trail_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     kms.update_alias(AliasName="alias/audit", TargetKeyId=keys[1])
     for key in keys:
         kms.describe_key(KeyId=key)
-    try:
+    with contextlib.suppress(kms.exceptions.NotFoundException):
         kms.describe_key(KeyId="alias/missing")
-    except kms.exceptions.NotFoundException:
-        pass
     run_cli("audit", "digest", data=data)
     run_cli("audit", "digest", data=data)
     server.stop()
