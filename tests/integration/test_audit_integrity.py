@@ -159,21 +159,8 @@ def test_an_inserted_record_is_found_even_with_a_correct_link(copy: Path) -> Non
 
 
 def test_reordered_records_are_found(copy: Path) -> None:
-    damage(
-        copy,
-        (
-            "UPDATE audit_records SET chain_pos = -1 WHERE ledger = 'UsageLedger' AND chain_pos = 8",
-            (),
-        ),
-        (
-            "UPDATE audit_records SET chain_pos = 8 WHERE ledger = 'UsageLedger' AND chain_pos = 9",
-            (),
-        ),
-        (
-            "UPDATE audit_records SET chain_pos = 9 WHERE ledger = 'UsageLedger' AND chain_pos = -1",
-            (),
-        ),
-    )
+    move = "UPDATE audit_records SET chain_pos = ? WHERE ledger = 'UsageLedger' AND chain_pos = ?"
+    damage(copy, (move, (-1, 8)), (move, (8, 9)), (move, (9, -1)))
     assert first_bad(verify(copy)) == "UsageLedger record 8"
 
 
