@@ -11,7 +11,7 @@ from uuid import uuid4
 import orjson
 from aiohttp import web
 
-from api import cloudtrail
+from api import cloudtrail, forensics
 from api.ops import OPERATIONS
 from api.recording import request_record
 from api.services import SERVICES, Call, Services
@@ -76,6 +76,7 @@ async def not_found(request: web.Request) -> web.Response:
 # Other JSON 1.1 services on this port, by X-Amz-Target prefix; anything else is KMS's.
 _TARGETS: dict[str, Callable[[Call, str, object], Awaitable[dict[str, Any]]]] = {
     cloudtrail.CLOUDTRAIL_TARGET_PREFIX: cloudtrail.run,
+    forensics.AUDIT_TARGET_PREFIX: forensics.run,
 }
 
 

@@ -24,7 +24,11 @@ KEY_LEDGER = "KeyLedger"
 USAGE_LEDGER = "UsageLedger"
 SERVICE_EVENT = "AwsServiceEvent"
 AWS_INTERNAL = "AWS Internal"
-_SOURCES = {"sts": "sts.amazonaws.com", "cloudtrail": "cloudtrail.amazonaws.com"}
+_SOURCES = {
+    "sts": "sts.amazonaws.com",
+    "cloudtrail": "cloudtrail.amazonaws.com",
+    "audit": "audit.keyledger",  # the forensics answers (api/forensics.py)
+}
 
 # Event fields that are bookkeeping or material, never request parameters.
 _NOT_PARAMETERS = frozenset(
