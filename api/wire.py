@@ -78,6 +78,10 @@ class WireModel:
     def has_operation(self, name: str) -> bool:
         return name in self._operations
 
+    def enum(self, shape_name: str) -> frozenset[str]:
+        """The values a string shape allows (e.g. KeyLastUsageTrackingOperation)."""
+        return frozenset(self._model.shape_for(shape_name).enum)
+
     def parse_request(self, operation: str, body: object) -> dict[str, Any]:
         """Type-check and convert ``body``; one ValidationError lists all violations."""
         parser = self._requests.get(operation) or self._request_parser(operation)

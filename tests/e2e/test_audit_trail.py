@@ -37,13 +37,13 @@ OPERATIONS = sorted(
         *("GetKeyPolicy", "GetKeyRotationStatus", "ListAliases", "ListKeyPolicies"),
         *("ListKeyRotations", "ListKeys", "ListResourceTags", "PutKeyPolicy", "ReEncrypt"),
         *("RotateKeyOnDemand", "ScheduleKeyDeletion", "TagResource", "UntagResource"),
-        *("UpdateAlias", "UpdateKeyDescription"),
+        *("UpdateAlias", "UpdateKeyDescription", "GetKeyLastUsage"),
     }
 )
 DRY_RUN = ("Decrypt", "Encrypt", "GenerateDataKey", "GenerateDataKeyWithoutPlaintext", "ReEncrypt")
 READ_ONLY = {
     *("Decrypt", "DescribeKey", "Encrypt", "GenerateDataKey", "GenerateDataKeyWithoutPlaintext"),
-    *("GenerateRandom", "GetKeyPolicy", "GetKeyRotationStatus", "ListAliases"),
+    *("GenerateRandom", "GetKeyPolicy", "GetKeyRotationStatus", "ListAliases", "GetKeyLastUsage"),
     *("ListKeyPolicies", "ListKeyRotations", "ListKeys", "ListResourceTags", "ReEncrypt"),
 }
 LOOSE = Config(parameter_validation=False, retries={"max_attempts": 1})
@@ -181,6 +181,7 @@ def successful_calls(kms: Any) -> dict[str, Callable[[], tuple[dict[str, Any], s
         "GenerateRandom": lambda: (kms.generate_random(NumberOfBytes=32), ""),
         "GetKeyPolicy": on_key(lambda k: kms.get_key_policy(KeyId=k, PolicyName="default")),
         "GetKeyRotationStatus": on_key(lambda k: kms.get_key_rotation_status(KeyId=k)),
+        "GetKeyLastUsage": on_key(lambda k: kms.get_key_last_usage(KeyId=k)),
         "ListAliases": lambda: (kms.list_aliases(), ""),
         "ListKeyPolicies": on_key(lambda k: kms.list_key_policies(KeyId=k)),
         "ListKeyRotations": on_key(lambda k: kms.list_key_rotations(KeyId=k)),
@@ -561,3 +562,35 @@ def test_lookup_is_authorized_by_iam_and_scoped_to_the_account(
     assert {e["EventId"] for e in events(other, MaxResults=50)}.isdisjoint(
         {e["EventId"] for e in lookup(auditor, "ResourceName", key)}
     )
+
+
+# -- GetKeyLastUsage ---------------------------------------------------------------------
+
+
+def test_get_key_last_usage_names_the_last_successful_crypto_call(
+    server: ThreadServer, kms: Any, trail: Any
+) -> None:
+    created = kms.create_key()["KeyMetadata"]
+    key = created["KeyId"]
+    unused = kms.get_key_last_usage(KeyId=key)
+    assert "KeyLastUsage" not in unused or unused["KeyLastUsage"] == {}
+    assert unused["KeyId"] == key
+    assert unused["KeyCreationDate"] == unused["TrackingStartDate"] == created["CreationDate"]
+    blob = kms.encrypt(KeyId=key, Plaintext=SECRET)["CiphertextBlob"]
+    decrypted = kms.decrypt(CiphertextBlob=blob)
+    kms.describe_key(KeyId=key)  # not cryptographic: not tracked
+    failed(kms.encrypt, KeyId=key, Plaintext=SECRET, DryRun=True)  # not successful
+    failed(kms.decrypt, CiphertextBlob=blob, EncryptionContext={"wrong": "context"})
+    last = kms.get_key_last_usage(KeyId=created["Arn"])["KeyLastUsage"]
+    assert last["Operation"] == "Decrypt"
+    assert last["KmsRequestId"] == request_id(decrypted)
+    record = record_of(trail, request_id(decrypted), "Decrypt")
+    assert last["CloudTrailEventId"] == record["eventID"]
+    found = trail.lookup_events(
+        LookupAttributes=[{"AttributeKey": "EventId", "AttributeValue": last["CloudTrailEventId"]}]
+    )["Events"]
+    assert [e["EventName"] for e in found] == ["Decrypt"]
+    assert abs((last["Timestamp"] - found[0]["EventTime"]).total_seconds()) < 1
+    assert failed(kms.get_key_last_usage, KeyId="alias/aws/s3")[0] == "NotFoundException"
+    code, _ = failed(as_(server, "nobody").get_key_last_usage, KeyId=key)
+    assert code == "AccessDeniedException"
