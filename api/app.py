@@ -45,6 +45,9 @@ R = TypeVar("R")
 # STS answers GetCallerIdentity and CloudTrail LookupEvents on this port.
 SIGNED_SERVICES = frozenset({"kms", "sts", "cloudtrail"})
 DEV_FAULT_ENV = "KEYLEDGER_DEV_FAULT"  # honoured only with --dev-clock (crash tests)
+# Honoured only with --dev-clock: "paused" keeps the audit view's thread stopped, so
+# bench/audit.py can measure what the projection costs the request path.
+DEV_AUDIT_ENV = "KEYLEDGER_DEV_AUDIT"
 
 
 def create_app(settings: Settings, clock: Clock | None = None) -> web.Application:
@@ -185,6 +188,9 @@ def open_audit(
         clock=clock,
     )
     runner.catch_up()
+    if settings.dev_clock and settings.environ.get(DEV_AUDIT_ENV) == "paused":
+        log.warning("AUDIT VIEW PAUSED (%s): it follows the ledgers only when read", DEV_AUDIT_ENV)
+        return runner
     runner.start()
     ledger.listeners.append(runner.nudge)
     return runner

@@ -126,7 +126,7 @@ class AuditView(SQLiteTrackingRecorder):
         """KeyLedger notifications (id, event): one record per request."""
         by_event = {id(event): notification_id for notification_id, event in events}
         with self.datastore.transaction(commit=True) as cursor:
-            pos, head = self._head(cursor, KEY_LEDGER)
+            rows = _Rows(KEY_LEDGER, *self._head(cursor, KEY_LEDGER))
             for group in group_by_request([event for _, event in events]):
                 arns = new_arns(group)
                 if arns:
@@ -135,24 +135,20 @@ class AuditView(SQLiteTrackingRecorder):
                     )
                     self._arns.update(arns)
                 first = by_event[id(group[0])]
-                record = key_events_record(group, first, self._arns)
-                pos += 1
-                head = self._insert(
-                    cursor, (KEY_LEDGER, pos, first), head, record, group[0].timestamp
-                )
+                rows.add(first, key_events_record(group, first, self._arns), group[0].timestamp)
+            rows.write(cursor)
             self._insert_tracking(cursor, tracking)
 
     def process_usage(
         self, records: Sequence[tuple[int, RequestRecorded]], tracking: Tracking
     ) -> None:
         with self.datastore.transaction(commit=True) as cursor:
-            pos, head = self._head(cursor, USAGE_LEDGER)
+            rows = _Rows(USAGE_LEDGER, *self._head(cursor, USAGE_LEDGER))
             for notification_id, recorded in records:
-                record = usage_record(recorded, notification_id)
-                pos += 1
-                head = self._insert(
-                    cursor, (USAGE_LEDGER, pos, notification_id), head, record, recorded.timestamp
+                rows.add(
+                    notification_id, usage_record(recorded, notification_id), recorded.timestamp
                 )
+            rows.write(cursor)
             self._insert_tracking(cursor, tracking)
 
     def _head(self, cursor: SQLiteCursor, ledger: str) -> tuple[int, str]:
@@ -163,48 +159,6 @@ class AuditView(SQLiteTrackingRecorder):
         )
         row = cursor.fetchone()
         return (row[0], row[1]) if row else (0, GENESIS)
-
-    def _insert(
-        self,
-        cursor: SQLiteCursor,
-        where: tuple[str, int, int],
-        previous: str,
-        record: dict[str, Any],
-        when: datetime,
-    ) -> str:
-        ledger, pos, position = where
-        data = canonical(record)
-        digest = link(previous, data)
-        identity = record.get("userIdentity") or {}
-        key_arns = [r["ARN"] for r in record.get("resources") or [] if ":key/" in r["ARN"]]
-        cursor.execute(
-            f"INSERT INTO audit_records ({_COLUMNS}) VALUES "  # noqa: S608 - constant columns
-            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                ledger,
-                pos,
-                position,
-                record["eventID"],
-                when.timestamp(),
-                record["eventName"],
-                record["eventSource"],
-                int(record["readOnly"]),
-                username(record),
-                identity.get("accessKeyId"),
-                identity.get("arn"),
-                record.get("recipientAccountId"),
-                key_arns[0] if key_arns else None,
-                record.get("errorCode"),
-                record.get("requestID"),
-                data,
-                digest,
-            ),
-        )
-        cursor.executemany(
-            "INSERT INTO audit_resources VALUES (?, ?, ?, ?)",
-            [(ledger, pos, r["type"], r["ARN"]) for r in record.get("resources") or []],
-        )
-        return digest
 
     # -- queries ---------------------------------------------------------------------
 
@@ -287,6 +241,53 @@ class AuditView(SQLiteTrackingRecorder):
             seq = (previous[0] if previous else 0) + 1
             cursor.execute("INSERT INTO audit_digests VALUES (?, ?, ?)", (seq, data, signature))
             return seq, data, signature
+
+
+class _Rows:
+    """One batch of one ledger's records, chained in order, written with executemany."""
+
+    def __init__(self, ledger: str, pos: int, head: str) -> None:
+        self.ledger, self.pos, self.head = ledger, pos, head
+        self.records: list[tuple[Any, ...]] = []
+        self.resources: list[tuple[str, int, str, str]] = []
+
+    def add(self, position: int, record: dict[str, Any], when: datetime) -> None:
+        data = canonical(record)
+        self.pos += 1
+        self.head = link(self.head, data)
+        identity = record.get("userIdentity") or {}
+        resources = record.get("resources") or []
+        key_arns = [r["ARN"] for r in resources if ":key/" in r["ARN"]]
+        self.records.append(
+            (
+                self.ledger,
+                self.pos,
+                position,
+                record["eventID"],
+                when.timestamp(),
+                record["eventName"],
+                record["eventSource"],
+                int(record["readOnly"]),
+                username(record),
+                identity.get("accessKeyId"),
+                identity.get("arn"),
+                record.get("recipientAccountId"),
+                key_arns[0] if key_arns else None,
+                record.get("errorCode"),
+                record.get("requestID"),
+                data,
+                self.head,
+            )
+        )
+        self.resources += [(self.ledger, self.pos, r["type"], r["ARN"]) for r in resources]
+
+    def write(self, cursor: SQLiteCursor) -> None:
+        cursor.executemany(
+            f"INSERT INTO audit_records ({_COLUMNS}) VALUES "  # noqa: S608 - constant columns
+            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            self.records,
+        )
+        cursor.executemany("INSERT INTO audit_resources VALUES (?, ?, ?, ?)", self.resources)
 
 
 _RESOURCE_CLAUSE = (
