@@ -78,6 +78,7 @@ class Report:
     digests: int = 0
     problems: list[str] = field(default_factory=list)
     first_bad: str | None = None
+    unsigned: dict[str, int] = field(default_factory=dict)  # records after the last digest
 
     @property
     def ok(self) -> bool:
@@ -154,9 +155,14 @@ def verify_store(
         report.digests += 1
     computed: dict[tuple[str, int], str] = {}
     for ledger in LEDGERS:
+        length = 0
         for pos, value in _walk_chain(report, ledger, view.chain(ledger), progress):
+            length = pos
             if pos in wanted[ledger]:
                 computed[(ledger, pos)] = value
+        signed = parsed[-1][1]["chains"][ledger]["endPosition"] if parsed else 0
+        if length > signed:
+            report.unsigned[ledger] = length - signed
     for seq, digest in parsed:
         for ledger, chain in digest["chains"].items():
             pos = chain["endPosition"]

@@ -34,7 +34,7 @@ SECRET = b"never in the trail"
 @pytest.fixture(scope="module")
 def trail_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A stopped server's data directory: keys, aliases, crypto calls, failures, and
-    three signed digests (the last over an empty interval)."""
+    four signed digests (the third over an empty interval, the last at shutdown)."""
     data = tmp_path_factory.mktemp("trail") / "data"
     server = ThreadServer(Settings(data_dir=data, port=0)).start()
     kms = server.client()
@@ -100,7 +100,7 @@ def first_bad(result: subprocess.CompletedProcess[str]) -> str:
 def test_an_intact_trail_verifies(trail_dir: Path) -> None:
     result = verify(trail_dir)
     assert result.returncode == 0, result.stderr
-    assert "3 digests verified" in result.stdout
+    assert "4 digests verified" in result.stdout  # the last one signed at shutdown
 
 
 def test_a_modified_record_is_found(copy: Path) -> None:
@@ -194,24 +194,24 @@ def test_a_forged_digest_is_found(copy: Path) -> None:
     forger = AuditSigner(Ed25519PrivateKey.generate())
     with sqlite3.connect(copy / "audit.db") as db:
         previous = db.execute(
-            "SELECT digest, signature FROM audit_digests WHERE seq = 2"
+            "SELECT digest, signature FROM audit_digests WHERE seq = 3"
         ).fetchone()
-        db.execute("DELETE FROM audit_digests WHERE seq = 3")
+        db.execute("DELETE FROM audit_digests WHERE seq = 4")
     datastore = SQLiteDatastore(str(copy / "audit.db"))
     view = AuditView(datastore)
     view.create_table()
     view.append_digest(make_digest(forger, datetime.now(UTC)))
     datastore.close()
-    assert first_bad(verify(copy)) == "digest 3"
+    assert first_bad(verify(copy)) == "digest 4"
     assert "public key not found" in verify(copy).stderr
     with sqlite3.connect(copy / "audit.db") as db:
         data = orjson.loads(
-            db.execute("SELECT digest FROM audit_digests WHERE seq = 3").fetchone()[0]
+            db.execute("SELECT digest FROM audit_digests WHERE seq = 4").fetchone()[0]
         )
         data["digestPublicKeyFingerprint"] = orjson.loads(previous[0])["digestPublicKeyFingerprint"]
         forged = orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
         db.execute(
-            "UPDATE audit_digests SET digest = ?, signature = ? WHERE seq = 3",
+            "UPDATE audit_digests SET digest = ?, signature = ? WHERE seq = 4",
             (forged, forger.sign(forged).hex()),
         )
     assert "signature verification failed" in verify(copy).stderr
@@ -228,6 +228,7 @@ def test_an_export_verifies_offline_and_an_edited_file_fails(
         "00000001.json",
         "00000002.json",
         "00000003.json",
+        "00000004.json",
     ]
     records = [r for p in logs for r in orjson.loads(gzip.decompress(p.read_bytes()))["Records"]]
     assert {r["eventName"] for r in records} >= {"CreateKey", "Encrypt", "UpdateAlias"}
@@ -241,7 +242,7 @@ def test_an_export_verifies_offline_and_an_edited_file_fails(
     check += ["--public-key", str(public_key)]
     ok = subprocess.run(check, cwd=REPO, capture_output=True, text=True, timeout=60, check=False)
     assert ok.returncode == 0, ok.stderr
-    assert f"{len(records)} records and 3 digests verified" in ok.stdout
+    assert f"{len(records)} records and 4 digests verified" in ok.stdout
     # edit one record inside one log file, keeping it valid gzipped JSON
     victim = sorted((offline / "logs").glob("*UsageLedger.json.gz"))[0]
     body = orjson.loads(gzip.decompress(victim.read_bytes()))
