@@ -95,8 +95,7 @@ class LagSampler:
     tracked position; lag = time from a record being durable to the view holding it."""
 
     def __init__(self, data: Path, every: float = 0.005) -> None:
-        self.usage = sqlite3.connect(f"file:{data / 'usage.db'}?mode=ro", uri=True)
-        self.audit = sqlite3.connect(f"file:{data / 'audit.db'}?mode=ro", uri=True)
+        self.data = data
         self.every = every
         self.written: list[tuple[float, int]] = []
         self.seen: list[tuple[float, int]] = []
@@ -104,10 +103,12 @@ class LagSampler:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
+        usage = sqlite3.connect(f"file:{self.data / 'usage.db'}?mode=ro", uri=True)
+        audit = sqlite3.connect(f"file:{self.data / 'audit.db'}?mode=ro", uri=True)
         while not self._stop.is_set():
             now = time.perf_counter()
-            top = self.usage.execute("SELECT MAX(id) FROM stored_events").fetchone()[0] or 0
-            pos = self.audit.execute(
+            top = usage.execute("SELECT MAX(rowid) FROM stored_events").fetchone()[0] or 0
+            pos = audit.execute(
                 "SELECT MAX(notification_id) FROM tracking WHERE application_name = 'UsageLedger'"
             ).fetchone()[0]
             self.written.append((now, top))
@@ -133,6 +134,12 @@ class LagSampler:
         return lags
 
 
+def _cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (Linux /proc), in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
@@ -140,13 +147,14 @@ def _pct(values: list[float], q: float) -> float:
 
 def bench_lag(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {}
-    for mode in ("running", "paused", "running"):
+    for mode in ("running", "paused") * args.rounds:
         data = Path(tempfile.mkdtemp(prefix="kl-audit-bench-")) / "data"
         data.mkdir()
         port = _free_port()
         server = _serve(data, port, paused=mode == "paused")
         try:
             _loadgen(port, 1, 4)  # creates tables and the bench key
+            cpu_before = _cpu_seconds(server.pid)
             if mode == "running":
                 with LagSampler(data) as sampler:
                     row = _loadgen(port, args.seconds, args.concurrency)
@@ -159,19 +167,22 @@ def bench_lag(args: argparse.Namespace) -> dict[str, Any]:
                 }
             else:
                 row = _loadgen(port, args.seconds, args.concurrency)
+            cpu = _cpu_seconds(server.pid) - cpu_before
+            row["server_cpu_us_per_req"] = round(cpu / max(1, row["requests"]) * 1e6)
             results.setdefault(mode, []).append(row)
         finally:
             server.terminate()
             server.wait(30)
             shutil.rmtree(data.parent, ignore_errors=True)
     table = Table(
-        "audit view", "req/s", "p50 ms", "p99 ms", "lag p50 ms", "lag p99 ms", "lag max ms"
+        "audit view", "req/s", "CPU µs/req", "p50 ms", "p99 ms", "lag p50", "lag p99", "lag max"
     )
     for mode, rows in results.items():
         for row in rows:
             table.add_row(
                 mode,
                 f"{row['req_per_s']:.0f}",
+                str(row["server_cpu_us_per_req"]),
                 f"{row['p50_ms']:.1f}",
                 f"{row['p99_ms']:.1f}",
                 str(row.get("lag_p50_ms", "-")),
@@ -297,6 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     lag = commands.add_parser("lag")
     lag.add_argument("--seconds", type=float, default=10)
     lag.add_argument("--concurrency", type=int, default=64)
+    lag.add_argument("--rounds", type=int, default=3, help="running/paused pairs, interleaved")
     lag.set_defaults(run=bench_lag)
     trail = commands.add_parser("trail")
     trail.add_argument("--records", type=int, default=1_000_000)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from typing import Any
 
 from rich.table import Table
@@ -30,13 +31,20 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
     state.set_defaults(run=run_state)
 
 
-def run_history(args: argparse.Namespace) -> int:
+def _replay(args: argparse.Namespace, answer: Callable[..., Any], *more: Any) -> Any | None:
+    """Replay the key's events from the event store (never the view)."""
     with stores(args) as opened:
         try:
-            entries = forensics.history(opened.ledger, args.key)
+            return answer(opened.ledger, args.key, *more)
         except NotFoundError as error:
             errors.print(error.message)
-            return 1
+            return None
+
+
+def run_history(args: argparse.Namespace) -> int:
+    entries = _replay(args, forensics.history)
+    if entries is None:
+        return 1
     if args.json:
         print_json(entries)
         return 0
@@ -61,12 +69,9 @@ def _brief(details: dict[str, Any]) -> str:
 
 
 def run_state(args: argparse.Namespace) -> int:
-    with stores(args) as opened:
-        try:
-            state = forensics.state_at(opened.ledger, args.key, args.at)
-        except NotFoundError as error:
-            errors.print(error.message)
-            return 1
+    state = _replay(args, forensics.state_at, args.at)
+    if state is None:
+        return 1
     if args.json:
         print_json(state)
         return 0

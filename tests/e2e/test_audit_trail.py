@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,7 +24,7 @@ from botocore.exceptions import ClientError
 from api.config import PrincipalConfig, Settings
 from api.sigv4 import Credential
 from domain.values import default_key_policy
-from tests.support import ThreadServer, client
+from tests.support import REPO, ThreadServer, client
 
 ACCOUNT, OTHER = "111111111111", "222222222222"
 ROOT = f"arn:aws:iam::{ACCOUNT}:root"
@@ -415,9 +417,16 @@ def test_an_unauthenticated_request_is_recorded(server: ThreadServer, trail: Any
     assert code == "UnrecognizedClientException"
     pages = trail.get_paginator("lookup_events").paginate()
     records = [json.loads(e["CloudTrailEvent"]) for p in pages for e in p["Events"]]
-    # An unauthenticated request names no account, so no account's trail shows it; it is
-    # in the view all the same (the audit query command reads it).
+    # It names no account, so no account's LookupEvents shows it; the audit query does.
     assert rid not in {r.get("requestID") for r in records}
+    data = server.settings.data_dir
+    assert data is not None
+    query = [sys.executable, "-m", "api", "audit", "query", "--data-dir", str(data)]
+    query += ["--outcome", "UnrecognizedClientException", "--json"]
+    result = subprocess.run(query, cwd=REPO, capture_output=True, text=True, check=True)
+    (record,) = [r for r in json.loads(result.stdout) if r["requestID"] == rid]
+    assert record["userIdentity"] == {"type": "Unknown", "accountId": None}
+    assert record["sourceIPAddress"] == "127.0.0.1"
 
 
 # -- LookupEvents --------------------------------------------------------------------------

@@ -28,38 +28,36 @@ from tests.support import REPO, ProcessServer, advance
 pytestmark = pytest.mark.slow
 DAY = 86_400
 ACCOUNT = "000000000000"
-CONFIG = """
+
+
+def _principal(name: str, action: str) -> str:
+    """A config entry: an IAM user whose one identity policy allows ``action``."""
+    return f"""
+[[principals]]
+arn = "arn:aws:iam::000000000000:user/{name}"
+access_key_id = "AK{name.upper()}"
+secret_access_key = "secret-{name}"
+
+[[principals.policies]]
+Version = "2012-10-17"
+
+[[principals.policies.Statement]]
+Effect = "Allow"
+Action = "{action}"
+Resource = "*"
+"""
+
+
+CONFIG = (
+    """
 [[principals]]
 arn = "arn:aws:iam::000000000000:root"
 access_key_id = "test"
 secret_access_key = "test"
-
-[[principals]]
-arn = "arn:aws:iam::000000000000:user/kmsadmin"
-access_key_id = "AKKMSADMIN"
-secret_access_key = "secret-kmsadmin"
-
-[[principals.policies]]
-Version = "2012-10-17"
-
-[[principals.policies.Statement]]
-Effect = "Allow"
-Action = "kms:*"
-Resource = "*"
-
-[[principals]]
-arn = "arn:aws:iam::000000000000:user/auditor"
-access_key_id = "AKAUDITOR"
-secret_access_key = "secret-auditor"
-
-[[principals.policies]]
-Version = "2012-10-17"
-
-[[principals.policies.Statement]]
-Effect = "Allow"
-Action = "audit:*"
-Resource = "*"
 """
+    + _principal("kmsadmin", "kms:*")
+    + _principal("auditor", "audit:*")
+)
 
 
 @dataclass
