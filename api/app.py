@@ -34,7 +34,7 @@ from eventstore.root_key import load_root_key
 from eventstore.usage_ledger import UsageLedger
 from eventstore.writer import BatchWriter
 from projections.audit_runner import AuditRunner
-from projections.audit_view import AuditView
+from projections.audit_view import AuditView, open_datastore
 from projections.keys_view import KeysView
 from projections.runner import PollingRunner
 
@@ -177,7 +177,7 @@ def open_audit(
     """The audit view follows both ledgers on its own thread; requests only nudge it."""
     signer = audit_keys.signer()
     publish(signer, settings.data_dir)
-    view = AuditView(SQLiteDatastore(stores["audit"], lock_timeout=15))
+    view = AuditView(open_datastore(stores["audit"]))
     view.create_table()
     runner = AuditRunner(
         ledger,
@@ -234,7 +234,7 @@ def open_stores(data_dir: Path, environ: Mapping[str, str], *, root: bool = Fals
     stores = _stores(Settings(data_dir=data_dir, environ=environ))
     root_key = load_root_key(data_dir, environ) if root else bytes(32)
     keystore = Keystore(stores["keystore"] if root else ":memory:", root_key)
-    view = AuditView(SQLiteDatastore(stores["audit"], lock_timeout=15))
+    view = AuditView(open_datastore(stores["audit"]))
     view.create_table()
     return Stores(
         ledger=KeyLedger(_ledger_env(stores, "keyledger"), keystore, system_clock),

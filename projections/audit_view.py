@@ -19,7 +19,13 @@ from typing import Any
 
 import orjson
 from eventsourcing.persistence import Tracking
-from eventsourcing.sqlite import SQLiteCursor, SQLiteTrackingRecorder
+from eventsourcing.sqlite import (
+    SQLiteConnection,
+    SQLiteConnectionPool,
+    SQLiteCursor,
+    SQLiteDatastore,
+    SQLiteTrackingRecorder,
+)
 
 from domain.usage import RequestRecorded
 from projections.audit_record import (
@@ -100,6 +106,26 @@ class Filters:
     outcome: str | None = None  # "success" | "failure" | an error code
     start: float | None = None
     end: float | None = None
+
+
+class _RebuildableConnectionPool(SQLiteConnectionPool):
+    """synchronous=NORMAL: in WAL mode a power loss may drop the view's last commits, never
+    corrupt it; records come back from the ledgers (their tracking rolls back with them),
+    and a lost digest is replaced by the next one (https://sqlite.org/pragma.html#pragma_synchronous).
+    The ledgers themselves stay synchronous=FULL."""
+
+    def _create_connection(self) -> SQLiteConnection:
+        connection = super()._create_connection()
+        connection.cursor().execute("PRAGMA synchronous=NORMAL")
+        return connection
+
+
+def open_datastore(path: str) -> SQLiteDatastore:
+    datastore = SQLiteDatastore(path, lock_timeout=15)
+    pool = datastore.pool
+    datastore.pool = _RebuildableConnectionPool(db_name=pool.db_name, lock_timeout=15)
+    pool.close()
+    return datastore
 
 
 class AuditView(SQLiteTrackingRecorder):
