@@ -8,6 +8,7 @@ requested time, so it answers what DescribeKey and GetKeyPolicy answered then.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
@@ -129,10 +130,15 @@ def _alias_ids(app: Application, batch: int = 1000) -> Iterator[UUID]:
 
 
 def _plain(value: Any) -> Any:
+    """Grants (or anything else on the aggregate) as plain JSON values, whatever their type."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _plain(dataclasses.asdict(value))
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
         return [_plain(v) for v in value]
+    if isinstance(value, str | int | float | bool | datetime) or value is None:
+        return value
     if hasattr(value, "__dict__"):
         return _plain(vars(value))
-    return value
+    return str(value)
