@@ -12,7 +12,14 @@ from pathlib import Path
 from aiohttp import web
 
 from api.app import create_app
-from api.config import CONFIG_ENV, ConfigError, Settings, default_principals, load_principals
+from api.config import (
+    CONFIG_ENV,
+    ConfigError,
+    ConfigFile,
+    Settings,
+    default_principals,
+    load_config,
+)
 from eventstore.root_key import RootKeyError
 
 log = logging.getLogger("keyledger")
@@ -57,13 +64,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def settings_from(args: argparse.Namespace) -> Settings:
     config = args.config or (Path(os.environ[CONFIG_ENV]) if CONFIG_ENV in os.environ else None)
-    principals = load_principals(config) if config else default_principals()
+    loaded = load_config(config) if config else ConfigFile(default_principals())
     return Settings(
         host=args.host,
         port=args.port,
         data_dir=None if args.in_memory else args.data_dir,
-        principals=principals,
+        principals=loaded.principals,
         dev_clock=args.dev_clock,
+        grant_propagation_seconds=loaded.grant_propagation_seconds,
+        grant_limits=loaded.grant_limits,
     )
 
 

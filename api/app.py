@@ -8,7 +8,7 @@ import functools
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from uuid import uuid4
@@ -22,7 +22,10 @@ from api.dispatch import handle, not_found
 from api.scheduler import Scheduler
 from api.services import SERVICES, Caller, Services
 from api.sigv4 import SigV4Verifier
+from api.status import projections_status
 from api.wire import load_kms_model
+from domain.grant_tokens import GrantTokens
+from domain.grants import Grant
 from eventstore.clock import Clock, OffsetClock, system_clock
 from eventstore.key_operations import KeyOperations
 from eventstore.keystore import Keystore
@@ -30,6 +33,7 @@ from eventstore.ledger import KeyLedger
 from eventstore.root_key import load_root_key
 from eventstore.usage_ledger import UsageLedger
 from eventstore.writer import BatchWriter
+from projections.grants_view import GrantsView
 from projections.keys_view import KeysView
 from projections.runner import PollingRunner
 
@@ -51,6 +55,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
         log.warning("DEV CLOCK ENABLED: POST /_dev/clock moves this server's time")
     app.cleanup_ctx.append(_services_context(settings, clock))
     app.router.add_post("/", handle)
+    app.router.add_get("/projections", projections_status)
     app.router.add_route("*", "/{tail:.*}", not_found)
     return app
 
@@ -82,12 +87,15 @@ def _stores(settings: Settings) -> dict[str, str]:
             "persistence": "eventsourcing.popo",
             "keystore": ":memory:",
             "views": f"file:keyledger-views-{uuid4().hex}?mode=memory&cache=shared",
+            "grants": f"file:keyledger-grants-{uuid4().hex}?mode=memory&cache=shared",
         }
     data_dir = settings.data_dir
     return {
         "persistence": "eventstore.sqlite:DurableSQLiteFactory",
         "keystore": str(data_dir / "keystore.db"),
         "views": str(data_dir / "views.db"),
+        # Its own file: each view tracks the same KeyLedger log at its own position.
+        "grants": str(data_dir / "grants.db"),
         "keyledger": str(data_dir / "keyledger.db"),
         "usageledger": str(data_dir / "usage.db"),
     }
@@ -110,16 +118,34 @@ def _root_key(settings: Settings) -> bytes:
 
 def open_services(settings: Settings, clock: Clock) -> Services:
     stores = _stores(settings)
-    keystore = Keystore(stores["keystore"], _root_key(settings))
+    root_key = _root_key(settings)
+    keystore = Keystore(stores["keystore"], root_key)
     view = KeysView(SQLiteDatastore(stores["views"], lock_timeout=15))
     view.create_table()
-    ledger = KeyLedger(_ledger_env(stores, "keyledger"), keystore, clock)
+    grants_view = GrantsView(SQLiteDatastore(stores["grants"], lock_timeout=15))
+    grants_view.create_table()
+    ledger = KeyLedger(
+        _ledger_env(stores, "keyledger"),
+        keystore,
+        clock,
+        GrantTokens.from_root_key(root_key),
+        settings.grant_limits,
+    )
     usage = UsageLedger(_ledger_env(stores, "usageledger"))
     runner = PollingRunner(ledger, view)
-    runner.catch_up()
-    runner.start()
-    ledger.listeners.append(runner.nudge)
+    grants_runner = PollingRunner(
+        ledger,
+        grants_view,
+        name="grants",
+        delay=settings.grant_propagation_seconds,
+        clock=clock,
+    )
+    for each in (runner, grants_runner):
+        each.catch_up()
+        each.start()
+        ledger.listeners.append(each.nudge)
     ledger.aliases_of = functools.partial(_current_aliases, runner, view)
+    ledger.grants_of = functools.partial(_current_grants, grants_runner, grants_view, ledger)
     configs = settings.principal_configs
     credentials = {p.credential.access_key_id: p.credential for p in configs}
     log.info("keyledger stores open", extra={"stores": sorted(stores)})
@@ -129,6 +155,8 @@ def open_services(settings: Settings, clock: Clock) -> Services:
         keys=KeyOperations(ledger),
         view=view,
         runner=runner,
+        grants_view=grants_view,
+        grants_runner=grants_runner,
         commands=BatchWriter("keyledger", ledger.run_batch),
         records=BatchWriter("usage", usage.record_batch),
         readers=ThreadPoolExecutor(settings.reader_threads, thread_name_prefix="reader"),
@@ -149,13 +177,26 @@ def _current_aliases(runner: PollingRunner, view: KeysView, key_id: str) -> list
     return view.alias_names_of(key_id)
 
 
+def _current_grants(
+    runner: PollingRunner, view: GrantsView, ledger: KeyLedger, key_id: str
+) -> Sequence[Grant]:
+    """A key's grants from the grants view. With no propagation delay the view first
+    takes in what this process has saved (read-your-writes, as for the List operations);
+    only requests the key policy does not allow pay for this."""
+    if not runner.delay and runner.position < ledger.last_saved_id:
+        runner.catch_up()
+    return view.grants_of(key_id)
+
+
 def close_services(services: Services) -> None:
     """Stop taking work, drain the writers, then close the stores."""
     services.commands.close()
     services.records.close()
     services.readers.shutdown(wait=True)
     services.runner.stop()
+    services.grants_runner.stop()
     services.ledger.close()
     services.usage.close()
     services.view.datastore.close()
+    services.grants_view.datastore.close()
     services.ledger.keystore.close()

@@ -14,6 +14,7 @@ from typing import Any
 
 from api.sigv4 import Credential
 from domain.errors import MalformedPolicyDocumentError
+from domain.grants import GrantLimits
 from domain.policy import parse_policy
 
 CONFIG_ENV = "KEYLEDGER_CONFIG"
@@ -57,6 +58,10 @@ class Settings:
     reader_threads: int = 4
     dev_clock: bool = False  # POST /_dev/clock moves the domain clock (loopback only)
     scheduler_interval: float = 30.0
+    # [grants] propagation_seconds: how old a grant event must be before the grants view
+    # applies it (AWS: "usually less than five minutes"); 0 applies it at once.
+    grant_propagation_seconds: float = 0.0
+    grant_limits: GrantLimits = field(default_factory=GrantLimits)
 
     def __post_init__(self) -> None:
         if self.dev_clock and not is_loopback(self.host):
@@ -80,11 +85,56 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def load_principals(path: Path) -> tuple[PrincipalConfig, ...]:
+@dataclass(frozen=True)
+class ConfigFile:
+    """What a TOML configuration file sets."""
+
+    principals: tuple[PrincipalConfig, ...]
+    grant_propagation_seconds: float = 0.0
+    grant_limits: GrantLimits = field(default_factory=GrantLimits)
+
+
+def load_config(path: Path) -> ConfigFile:
     try:
         document = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as error:
         raise ConfigError(f"cannot read configuration {path}: {error}") from None
+    grants = _table(document, "grants", path)
+    limits = _table(document, "limits", path)
+    defaults = GrantLimits()
+    return ConfigFile(
+        principals=_principals(document, path),
+        grant_propagation_seconds=_number(grants, "propagation_seconds", 0.0, path),
+        grant_limits=GrantLimits(
+            per_key=int(_number(limits, "grants_per_key", defaults.per_key, path)),
+            per_principal_per_key=int(
+                _number(
+                    limits, "grants_per_principal_per_key", defaults.per_principal_per_key, path
+                )
+            ),
+        ),
+    )
+
+
+def load_principals(path: Path) -> tuple[PrincipalConfig, ...]:
+    return load_config(path).principals
+
+
+def _table(document: dict[str, Any], name: str, path: Path) -> dict[str, Any]:
+    table = document.get(name, {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: [{name}] must be a table")
+    return table
+
+
+def _number(table: dict[str, Any], name: str, default: float, path: Path) -> float:
+    value = table.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ConfigError(f"{path}: {name} must be a number of at least 0")
+    return float(value)
+
+
+def _principals(document: dict[str, Any], path: Path) -> tuple[PrincipalConfig, ...]:
     entries = document.get("principals", [])
     if not isinstance(entries, list) or not entries:
         raise ConfigError(f"{path}: expected at least one [[principals]] table")

@@ -105,6 +105,12 @@ async def _run(request: web.Request, call: Call, body: bytes) -> dict[str, Any]:
     if handler is None:
         raise UnsupportedOperationError(f"{call.operation} is not supported by keyledger yet.")
     call.params = services.wire.parse_request(call.operation, _json(request, body))
+    tokens = call.params.get("GrantTokens")
+    if tokens:
+        # Authenticated up front, whatever key they name: a forged or altered token is
+        # refused even where the policy alone would allow the request.
+        refs = tuple(services.ledger.tokens.read(token) for token in tokens)
+        call.ctx = replace(call.context, grant_tokens=refs)
     return await handler(call)
 
 

@@ -14,7 +14,7 @@ from aiohttp import web
 from api.config import PrincipalConfig
 from api.sigv4 import SigV4Verifier
 from api.wire import WireModel
-from domain.authorization import Identity
+from domain.identity import Identity
 from domain.policy import Policy, Principal, parse_policy
 from domain.usage import RequestRecorded
 from domain.values import RequestContext
@@ -23,6 +23,7 @@ from eventstore.key_operations import KeyOperations
 from eventstore.ledger import Done, KeyLedger
 from eventstore.usage_ledger import UsageLedger
 from eventstore.writer import BatchWriter
+from projections.grants_view import GrantsView
 from projections.keys_view import KeysView
 from projections.runner import PollingRunner
 
@@ -66,6 +67,8 @@ class Services:
     keys: KeyOperations
     view: KeysView
     runner: PollingRunner
+    grants_view: GrantsView
+    grants_runner: PollingRunner
     commands: BatchWriter[Callable[..., Any], Done]
     records: BatchWriter[RequestRecorded, int]
     readers: ThreadPoolExecutor
@@ -85,6 +88,11 @@ class Services:
         """Read-your-writes for List operations: wait for the view to reach every
         event this process has saved (a few milliseconds after a local write)."""
         await self.runner.caught_up(self.ledger.last_saved_id)
+
+    async def grants_current(self) -> None:
+        """The same for ListGrants, unless grants propagate with a delay on purpose."""
+        if not self.grants_runner.delay:
+            await self.grants_runner.caught_up(self.ledger.last_saved_id)
 
 
 SERVICES = web.AppKey("services", Services)
