@@ -45,6 +45,9 @@ class PollingRunner:
         self.delay = timedelta(seconds=delay)
         self.clock = clock or (lambda: datetime.now(UTC))
         self.position = view.position(app.name)
+        # Seconds from an event's timestamp to its view commit, worst since start: the
+        # view's own lag under load (the propagation delay included).
+        self.apply_lag_max = 0.0
         self._wait = interval
         self._wake = threading.Event()
         self._catching_up = threading.Lock()
@@ -93,6 +96,8 @@ class PollingRunner:
                 continue
             self.position = notifications[ready - 1].id
             processed += ready
+            oldest = (self.clock() - events[0].timestamp).total_seconds()
+            self.apply_lag_max = max(self.apply_lag_max, oldest)
             if ready < len(events):
                 return processed
 
@@ -126,6 +131,7 @@ class PollingRunner:
             "head": head,
             "lag_events": head - self.position,
             "lag_seconds": round(lag_seconds, 3),
+            "apply_lag_max_seconds": round(self.apply_lag_max, 4),
             "propagation_seconds": self.delay.total_seconds(),
             "schema_version": self.view.SCHEMA_VERSION,
         }
