@@ -19,8 +19,11 @@ from eventsourcing.sqlite import SQLiteDatastore
 from api.config import Settings
 from api.dev import DEV_CLOCK, SCHEDULER, advance_clock
 from api.dispatch import handle, not_found
+from api.health import READY_MAX_LAG, health, ready
+from api.observability import METRICS, Metrics, metrics_page, observe
+from api.principals import Directory
 from api.scheduler import Scheduler
-from api.services import SERVICES, Caller, Services
+from api.services import SERVICES, Services
 from api.sigv4 import SigV4Verifier
 from api.status import projections_status
 from api.wire import load_kms_model
@@ -45,18 +48,37 @@ DEV_FAULT_ENV = "KEYLEDGER_DEV_FAULT"  # honoured only with --dev-clock (crash t
 
 def create_app(settings: Settings, clock: Clock | None = None) -> web.Application:
     """Build the aiohttp application; stores open on startup and close on cleanup."""
-    app = web.Application(client_max_size=settings.max_body_bytes + 1)
+    app = web.Application(client_max_size=settings.max_body_bytes + 1, middlewares=[observe])
     app[SETTINGS] = settings
+    app[METRICS] = Metrics()
+    app[READY_MAX_LAG] = settings.ready_max_lag_seconds
     if clock is None:
         clock = OffsetClock() if settings.dev_clock else system_clock
     if isinstance(clock, OffsetClock):
         app[DEV_CLOCK] = clock
         app.router.add_post("/_dev/clock", advance_clock)
         log.warning("DEV CLOCK ENABLED: POST /_dev/clock moves this server's time")
+    if settings.open_credentials:
+        log.warning(
+            "OPEN CREDENTIALS ENABLED: any access key and secret is accepted; a 12-digit "
+            "access key id acts as the root of that account"
+        )
     app.cleanup_ctx.append(_services_context(settings, clock))
     app.router.add_post("/", handle)
     app.router.add_get("/projections", projections_status)
+    app.router.add_get("/health", health)
+    app.router.add_get("/ready", ready)
+    if settings.metrics_port is None:
+        app.router.add_get("/metrics", metrics_page)
     app.router.add_route("*", "/{tail:.*}", not_found)
+    return app
+
+
+def create_metrics_app(api: web.Application) -> web.Application:
+    """/metrics alone, for --metrics-port: scraped privately, not beside the API."""
+    app = web.Application()
+    app[METRICS] = api[METRICS]
+    app.router.add_get("/metrics", metrics_page)
     return app
 
 
@@ -65,8 +87,10 @@ def _services_context(
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     async def services_context(app: web.Application) -> AsyncIterator[None]:
         loop = asyncio.get_running_loop()
-        services = await loop.run_in_executor(None, open_services, settings, clock)
+        metrics = app[METRICS]
+        services = await loop.run_in_executor(None, open_services, settings, clock, metrics)
         app[SERVICES] = services
+        metrics.watch(services)
         fault = settings.environ.get(DEV_FAULT_ENV) if settings.dev_clock else None
         scheduler = Scheduler(services, settings.scheduler_interval, fault)
         app[SCHEDULER] = scheduler
@@ -116,7 +140,7 @@ def _root_key(settings: Settings) -> bytes:
     return load_root_key(Path(settings.data_dir), settings.environ)
 
 
-def open_services(settings: Settings, clock: Clock) -> Services:
+def open_services(settings: Settings, clock: Clock, metrics: Metrics | None = None) -> Services:
     stores = _stores(settings)
     root_key = _root_key(settings)
     keystore = Keystore(stores["keystore"], root_key)
@@ -147,7 +171,8 @@ def open_services(settings: Settings, clock: Clock) -> Services:
     ledger.aliases_of = functools.partial(_current_aliases, runner, view)
     ledger.grants_of = functools.partial(_current_grants, grants_runner, grants_view, ledger)
     configs = settings.principal_configs
-    credentials = {p.credential.access_key_id: p.credential for p in configs}
+    directory = Directory(configs, open_credentials=settings.open_credentials)
+    metrics = metrics or Metrics()
     log.info("keyledger stores open", extra={"stores": sorted(stores)})
     return Services(
         ledger=ledger,
@@ -157,17 +182,21 @@ def open_services(settings: Settings, clock: Clock) -> Services:
         runner=runner,
         grants_view=grants_view,
         grants_runner=grants_runner,
-        commands=BatchWriter("keyledger", ledger.run_batch),
-        records=BatchWriter("usage", usage.record_batch),
+        commands=BatchWriter(
+            "keyledger", ledger.run_batch, on_batch=metrics.batch_committed("keyledger")
+        ),
+        records=BatchWriter("usage", usage.record_batch, on_batch=metrics.batch_committed("usage")),
         readers=ThreadPoolExecutor(settings.reader_threads, thread_name_prefix="reader"),
         # Signatures are checked against wall time, never the dev clock: a client signs
         # with its own real clock (SigV4 allows 5 minutes of skew).
-        verifier=SigV4Verifier(credentials.get, clock=time.time, services=SIGNED_SERVICES),
+        verifier=SigV4Verifier(directory.credential, clock=time.time, services=SIGNED_SERVICES),
         wire=load_kms_model(),
         clock=clock,
         max_body_bytes=settings.max_body_bytes,
-        callers={p.credential.access_key_id: Caller.from_config(p) for p in configs},
-        known_principals=frozenset(p.credential.principal_arn for p in configs),
+        directory=directory,
+        metrics=metrics,
+        allowed_source_ips=settings.allowed_source_ips,
+        vpc_endpoint_id=settings.vpc_endpoint_id,
     )
 
 

@@ -24,6 +24,9 @@ _SERVICE_PRINCIPAL = re.compile(r"^[a-z0-9-]+(\.[a-z0-9-]+)*\.amazonaws\.com$")
 _ACCOUNT = re.compile(r"^\d{12}$")
 
 
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
 class ConfigError(ValueError):
     """The configuration file is unusable; the server must not start."""
 
@@ -62,10 +65,33 @@ class Settings:
     # applies it (AWS: "usually less than five minutes"); 0 applies it at once.
     grant_propagation_seconds: float = 0.0
     grant_limits: GrantLimits = field(default_factory=GrantLimits)
+    # Any access key with any secret (local development, as LocalStack); loopback only.
+    open_credentials: bool = False
+    # Refuse every request from elsewhere, before authentication (empty: allow all).
+    allowed_source_ips: tuple[Network, ...] = ()
+    # aws:SourceVpce of requests that arrive on the unix socket (the private endpoint).
+    vpc_endpoint_id: str | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tcp: bool = True
+    unix_socket: Path | None = None
+    unix_socket_mode: int = 0o600
+    metrics_port: int | None = None  # /metrics on its own port instead of the API's
+    shutdown_timeout: float = 5.0  # in-flight requests get this long after SIGTERM
+    ready_max_lag_seconds: float = 30.0  # /ready fails while a view lags more than this
+    config_path: Path | None = None  # reread on SIGHUP
 
     def __post_init__(self) -> None:
         if self.dev_clock and not is_loopback(self.host):
             raise ConfigError("--dev-clock is refused unless the server binds a loopback address")
+        if self.open_credentials and not is_loopback(self.host):
+            raise ConfigError(
+                "--open-credentials is refused unless the server binds a loopback address"
+            )
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ConfigError("--tls-cert and --tls-key go together")
+        if not self.tcp and self.unix_socket is None:
+            raise ConfigError("--no-tcp needs --unix-socket: the server would listen nowhere")
         configs = tuple(
             p if isinstance(p, PrincipalConfig) else PrincipalConfig(p) for p in self.principals
         )
@@ -92,6 +118,8 @@ class ConfigFile:
     principals: tuple[PrincipalConfig, ...]
     grant_propagation_seconds: float = 0.0
     grant_limits: GrantLimits = field(default_factory=GrantLimits)
+    allowed_source_ips: tuple[Network, ...] = ()
+    vpc_endpoint_id: str | None = None
 
 
 def load_config(path: Path) -> ConfigFile:
@@ -113,7 +141,25 @@ def load_config(path: Path) -> ConfigFile:
                 )
             ),
         ),
+        allowed_source_ips=_networks(document.get("allowed_source_ips", []), path),
+        vpc_endpoint_id=_optional_text(document, "vpc_endpoint_id", path),
     )
+
+
+def _networks(raw: object, path: Path) -> tuple[Network, ...]:
+    if not isinstance(raw, list):
+        raise ConfigError(f"{path}: allowed_source_ips must be a list of CIDR blocks")
+    try:
+        return tuple(ipaddress.ip_network(str(cidr), strict=False) for cidr in raw)
+    except ValueError as error:
+        raise ConfigError(f"{path}: allowed_source_ips: {error}") from None
+
+
+def _optional_text(document: dict[str, Any], name: str, path: Path) -> str | None:
+    value = document.get(name)
+    if value is not None and not isinstance(value, str):
+        raise ConfigError(f"{path}: {name} must be a string")
+    return value
 
 
 def load_principals(path: Path) -> tuple[PrincipalConfig, ...]:

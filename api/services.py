@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from aiohttp import web
 
-from api.config import PrincipalConfig
+from api.config import Network
+from api.observability import Metrics
+from api.principals import Directory
 from api.sigv4 import SigV4Verifier
 from api.wire import WireModel
-from domain.identity import Identity
-from domain.policy import Policy, Principal, parse_policy
 from domain.usage import RequestRecorded
 from domain.values import RequestContext
 from eventstore.clock import Clock
@@ -28,36 +28,6 @@ from projections.keys_view import KeysView
 from projections.runner import PollingRunner
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Caller:
-    """What authorization needs to know about an access key's principal."""
-
-    principal: Principal
-    policies: tuple[Policy, ...]
-    via_service: str | None
-    mentions_resource_aliases: bool
-
-    @classmethod
-    def from_config(cls, config: PrincipalConfig) -> Caller:
-        credential = config.credential
-        return cls(
-            principal=Principal(credential.principal_arn, credential.account_id, config.is_service),
-            policies=tuple(parse_policy(text) for text in config.policies),
-            via_service=config.via_service,
-            mentions_resource_aliases=any("resourcealiases" in t.lower() for t in config.policies),
-        )
-
-    def identity(self, region: str, source_ip: str | None) -> Identity:
-        via = f"{self.via_service}.{region}.amazonaws.com" if self.via_service else None
-        return Identity(
-            principal=self.principal,
-            policies=self.policies,
-            via_service=via,
-            source_ip=source_ip,
-            mentions_resource_aliases=self.mentions_resource_aliases,
-        )
 
 
 @dataclass
@@ -76,8 +46,14 @@ class Services:
     wire: WireModel
     clock: Clock
     max_body_bytes: int
-    callers: Mapping[str, Caller]  # by access key id
-    known_principals: frozenset[str]  # principal ARNs a key policy may name
+    directory: Directory  # access keys, their principals and policies
+    metrics: Metrics
+    allowed_source_ips: tuple[Network, ...] = ()
+    vpc_endpoint_id: str | None = None
+
+    @property
+    def known_principals(self) -> frozenset[str]:
+        return self.directory.known_principals
 
     async def read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a blocking read (aggregate load, view query) off the event loop."""
@@ -111,6 +87,7 @@ class Call:
     params: dict[str, Any] = field(default_factory=dict)
     key_arn: str | None = None
     recorded: bool = False  # True once the request's own events are durable
+    outcome: str = "success"  # or the error code answered (metrics, request log)
     service: str = "kms"  # the SigV4 credential scope's service
 
     @property

@@ -65,7 +65,8 @@ def caller_conditions(identity: Identity, now: datetime) -> dict[str, Any]:
         "aws:SourceIp": identity.source_ip,
         "aws:CurrentTime": now,
         "aws:EpochTime": int(now.timestamp()),
-        "aws:SecureTransport": False,
+        "aws:SecureTransport": identity.secure_transport,
+        "aws:SourceVpce": identity.source_vpce,
         "kms:ViaService": identity.via_service,
         **identity.extra,
     }

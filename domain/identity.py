@@ -22,6 +22,8 @@ class Identity:
     source_ip: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
     mentions_resource_aliases: bool = False  # does any identity policy use that key?
+    secure_transport: bool = False  # aws:SecureTransport: the request came over TLS
+    source_vpce: str | None = None  # aws:SourceVpce: the private endpoint it came through
 
     @property
     def is_root(self) -> bool:

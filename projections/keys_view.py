@@ -72,6 +72,11 @@ class KeysView(VersionedView):
             )
             return [(row[0], row[1]) for row in cursor.fetchall()]
 
+    def keys_by_state(self) -> dict[str, int]:
+        with self.datastore.transaction(commit=False) as cursor:
+            cursor.execute("SELECT state, COUNT(*) FROM keys GROUP BY state")
+            return {row[0]: int(row[1]) for row in cursor.fetchall()}
+
     def due_rotations(self, now: datetime) -> list[str]:
         return self._column(
             "SELECT key_id FROM keys WHERE state = 'Enabled' AND next_rotation <= ?",

@@ -66,6 +66,10 @@ class PollingRunner:
         if self._thread is not None:
             self._thread.join()
 
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
     def nudge(self, *_: Any) -> None:
         self._wake.set()
 
