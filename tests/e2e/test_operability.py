@@ -32,6 +32,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from api.config import ConfigError, Settings
 from api.services import SERVICES
+from api.tls import server_context
 from tests.e2e.authz_config import toml_text
 from tests.integration.stores import open_usage
 from tests.support import REPO, ProcessServer, ThreadServer, free_port, refused
@@ -100,17 +101,18 @@ def test_https_with_the_dev_ca_and_refused_without_it(tmp_path: Path) -> None:
         assert kms.decrypt(CiphertextBlob=blob)["Plaintext"] == b"over tls"
         with pytest.raises(SSLError):
             kms_client(https).list_keys()  # the system trust store does not know the dev CA
-        # TLS 1.2 is the floor.
-        old = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        old.load_verify_locations(certs / "ca.pem")
-        old.maximum_version = ssl.TLSVersion.TLSv1_1
-        old.minimum_version = ssl.TLSVersion.TLSv1
+        # TLS 1.2 speaks only forward-secret AEAD suites; the floor is TLS 1.2.
+        tls12 = ssl.create_default_context(cafile=str(certs / "ca.pem"))
+        tls12.maximum_version = ssl.TLSVersion.TLSv1_2
         with (
-            pytest.raises((ssl.SSLError, OSError)),
             socket.create_connection(("127.0.0.1", server.port)) as raw,
-            old.wrap_socket(raw, server_hostname="localhost"),
+            tls12.wrap_socket(raw, server_hostname="localhost") as wrapped,
         ):
-            pass
+            cipher, version, _ = wrapped.cipher()
+            assert version == "TLSv1.2" and cipher.startswith("ECDHE-")
+            assert "GCM" in cipher or "CHACHA20" in cipher
+        context = server_context(certs / "server.pem", certs / "server.key")
+        assert context.minimum_version is ssl.TLSVersion.TLSv1_2
     finally:
         server.stop()
 
