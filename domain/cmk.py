@@ -8,6 +8,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
+from domain.cmk_grants import GrantRules
 from domain.cmk_lifecycle import AUTOMATIC, Lifecycle
 from domain.errors import (
     DisabledError,
@@ -15,6 +16,7 @@ from domain.errors import (
     InvalidStateError,
     TagError,
 )
+from domain.grants import Grant
 from domain.values import (
     AWS_KMS,
     ENCRYPT_DECRYPT,
@@ -40,7 +42,7 @@ CRYPTO_OPERATIONS = frozenset(
 )
 
 
-class Cmk(Lifecycle, Aggregate):
+class Cmk(Lifecycle, GrantRules, Aggregate):
     """A customer master key. Commands check the KMS rules, then record an event."""
 
     TOPIC = "keyledger:Cmk"
@@ -79,6 +81,7 @@ class Cmk(Lifecycle, Aggregate):
             cmk.rotations = []
             cmk.deletion_date = None
             cmk.pending_window_days = None
+            cmk.grants = {}
 
     class Enabled(Event):
         TOPIC = "keyledger:Cmk.Enabled"
@@ -176,6 +179,45 @@ class Cmk(Lifecycle, Aggregate):
         def apply(self, cmk: Cmk) -> None:
             cmk.state = KeyState.DELETED
             cmk.next_rotation = None
+            cmk.grants = {}  # a key's grants are deleted with it
+
+    class GrantCreated(Event):
+        TOPIC = "keyledger:Cmk.GrantCreated"
+        grant_id: str
+        name: str | None
+        grantee_principal: str
+        retiring_principal: str | None
+        operations: list[str]
+        constraints: dict[str, dict[str, str]] | None
+        issuing_account: str
+
+        def apply(self, cmk: Cmk) -> None:
+            grant = Grant(
+                grant_id=self.grant_id,
+                key_id=str(cmk.id),
+                name=self.name,
+                grantee_principal=self.grantee_principal,
+                retiring_principal=self.retiring_principal,
+                operations=tuple(self.operations),
+                constraints=self.constraints,
+                issuing_account=self.issuing_account,
+                created=self.timestamp,
+            )
+            cmk.grants = {**cmk.grants, self.grant_id: grant}
+
+    class GrantRetired(Event):
+        TOPIC = "keyledger:Cmk.GrantRetired"
+        grant_id: str
+
+        def apply(self, cmk: Cmk) -> None:
+            cmk.grants = {k: v for k, v in cmk.grants.items() if k != self.grant_id}
+
+    class GrantRevoked(Event):
+        TOPIC = "keyledger:Cmk.GrantRevoked"
+        grant_id: str
+
+        def apply(self, cmk: Cmk) -> None:
+            cmk.grants = {k: v for k, v in cmk.grants.items() if k != self.grant_id}
 
     if TYPE_CHECKING:  # assigned by Created.apply; not dataclass fields of the aggregate
         account: str
@@ -196,6 +238,7 @@ class Cmk(Lifecycle, Aggregate):
         rotations: list[dict[str, Any]]
         deletion_date: datetime | None
         pending_window_days: int | None
+        grants: dict[str, Grant]
 
     @classmethod
     def create(

@@ -131,3 +131,16 @@ class DryRunOperationError(KmsError):
 class InternalError(KmsError):
     code = "KMSInternalException"
     status = 500
+
+
+class InvalidGrantTokenError(KmsError):
+    """A grant token that is malformed, altered, forged, or names no live grant."""
+
+    code = "InvalidGrantTokenException"
+
+    def __init__(self, message: str = "The grant token is not valid.") -> None:
+        super().__init__(message)
+
+
+class InvalidGrantIdError(KmsError):
+    code = "InvalidGrantIdException"

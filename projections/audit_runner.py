@@ -26,8 +26,6 @@ log = logging.getLogger("keyledger.projections.audit")
 class AuditRunner(PollingRunner):
     """One tracking position per ledger, both kept in the view's own database."""
 
-    thread_name = "projection-audit"
-
     def __init__(
         self,
         keys: Application,
@@ -42,6 +40,7 @@ class AuditRunner(PollingRunner):
         coalesce: float = 0.1,
     ) -> None:
         self.keys, self.usage, self.audit = keys, usage, view
+        self.name = "audit"
         self.interval, self.batch = interval, batch
         # After each catch-up, wait this long before the next, so that under load one
         # transaction carries many records instead of one per nudge (lag stays << 1 s).

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from api.ops import aliases, crypto, keys, lifecycle, tags, usage
+from api.ops import aliases, crypto, grants, keys, lifecycle, tags, usage
 from api.services import Call
 
 Operation = Callable[[Call], Awaitable[dict[str, Any]]]
@@ -16,5 +16,6 @@ OPERATIONS: dict[str, Operation] = {
     **aliases.OPERATIONS,
     **tags.OPERATIONS,
     **lifecycle.OPERATIONS,
+    **grants.OPERATIONS,
     **usage.OPERATIONS,
 }
