@@ -80,6 +80,7 @@ def observe(kms: Any, key: str) -> dict[str, Any]:
         "aliases": sorted(a["AliasName"] for a in kms.list_aliases(KeyId=key)["Aliases"]),
         "tags": kms.list_resource_tags(KeyId=key)["Tags"],
         "rotation": (rotation["KeyRotationEnabled"], rotation.get("RotationPeriodInDays")),
+        "grants": sorted(g["GrantId"] for g in kms.list_grants(KeyId=key)["Grants"]),
     }
 
 
@@ -111,6 +112,10 @@ def story(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Story]:
     note("UpdateKeyDescription", kms.update_key_description(KeyId=key, Description="v2"))
     snapshot()
     note("EnableKeyRotation", kms.enable_key_rotation(KeyId=key, RotationPeriodInDays=90))
+    grantee = f"arn:aws:iam::{ACCOUNT}:user/auditor"
+    note(
+        "CreateGrant", kms.create_grant(KeyId=key, GranteePrincipal=grantee, Operations=["Encrypt"])
+    )
     policy = default_key_policy(ACCOUNT).replace("key-default-1", "key-forensics-2")
     note("PutKeyPolicy", kms.put_key_policy(KeyId=key, PolicyName="default", Policy=policy))
     snapshot()
@@ -176,6 +181,7 @@ def compare(state: dict[str, Any], seen: dict[str, Any]) -> None:
     assert state["Tags"] == seen["tags"]
     rotation = state["Rotation"]
     assert (rotation["KeyRotationEnabled"], rotation["RotationPeriodInDays"]) == seen["rotation"]
+    assert sorted(state["Grants"]) == seen["grants"]
 
 
 def test_state_at_each_moment_is_what_the_api_answered_then(story: Story) -> None:
@@ -186,6 +192,7 @@ def test_state_at_each_moment_is_what_the_api_answered_then(story: Story) -> Non
     # the story really changed between the moments
     assert [s["KeyMetadata"]["Description"] for s in states] == ["v1", "v2", "v2", "v2", "v2"]
     assert [len(s["Rotation"]["Rotations"]) for s in states] == [0, 0, 0, 1, 1]
+    assert [len(s["Grants"]) for s in states] == [0, 0, 1, 1, 1]
     assert states[4]["KeyMetadata"]["KeyState"] == "PendingDeletion"
     assert states[1]["Aliases"] == ["alias/forensics"]
     final = cli(story, "keys", "state", story.arn, "--at", str(story.after))
@@ -211,12 +218,13 @@ def test_history_names_who_when_where_and_the_request(story: Story) -> None:
         "TagResource",
         "UpdateKeyDescription",
         "EnableKeyRotation",
+        "CreateGrant",
         "PutKeyPolicy",
         "RotateKey",
         "ScheduleKeyDeletion",
         "DeleteKey",
     ]
-    assert [e["version"] for e in entries] == list(range(1, 9))
+    assert [e["version"] for e in entries] == list(range(1, 10))
     for entry in entries:
         if entry["eventName"] in ("RotateKey", "DeleteKey"):
             assert entry["eventType"] == "AwsServiceEvent"
