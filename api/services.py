@@ -62,6 +62,10 @@ class Services:
     def known_principals(self) -> frozenset[str]:
         return self.directory.known_principals
 
+    def runners(self) -> tuple[PollingRunner, ...]:
+        """Every view's runner, for status, readiness and metrics."""
+        return (self.runner, self.grants_runner, self.audit_runner)
+
     async def read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a blocking read (aggregate load, view query) off the event loop."""
         loop = asyncio.get_running_loop()

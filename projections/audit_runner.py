@@ -116,11 +116,30 @@ class AuditRunner(PollingRunner):
         self._last_digest = time.monotonic()
         return seq
 
-    def lag(self) -> dict[str, int]:
-        """Notifications recorded but not yet in the view, per ledger."""
+    def status(self) -> dict[str, Any]:
+        """Position, head and lag over both ledgers, in the shape of the other views'."""
+        ledgers, lag_seconds = {}, 0.0
+        for app in (self.keys, self.usage):
+            position = self.positions[app.name]
+            head = app.recorder.max_notification_id() or 0
+            ledgers[app.name] = {"position": position, "head": head}
+            if head > position:
+                pending = app.recorder.select_notifications(
+                    start=position, limit=1, inclusive_of_start=False
+                )
+                if pending and self.clock is not None:
+                    age = self.clock() - app.mapper.to_domain_event(pending[0]).timestamp
+                    lag_seconds = max(lag_seconds, age.total_seconds())
         return {
-            app.name: max(0, (app.recorder.max_notification_id() or 0) - self.positions[app.name])
-            for app in (self.keys, self.usage)
+            "name": self.name,
+            "position": sum(v["position"] for v in ledgers.values()),
+            "head": sum(v["head"] for v in ledgers.values()),
+            "lag_events": sum(v["head"] - v["position"] for v in ledgers.values()),
+            "lag_seconds": round(lag_seconds, 3),
+            "apply_lag_max_seconds": 0.0,
+            "propagation_seconds": 0.0,
+            "schema_version": 1,
+            "ledgers": ledgers,
         }
 
     async def caught_up(self, target: int, timeout: float = 2.0) -> bool:

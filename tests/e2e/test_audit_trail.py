@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import subprocess
+import urllib.request
 import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -663,3 +664,13 @@ def test_a_grant_is_recorded_and_names_itself_on_the_calls_it_allows(
     revoked = kms.revoke_grant(KeyId=key, GrantId=created["GrantId"])
     record = record_of(trail, request_id(revoked), "RevokeGrant")
     assert record["requestParameters"]["grantId"] == created["GrantId"]
+
+
+def test_the_audit_view_reports_its_position_and_lag(server: ThreadServer, kms: Any) -> None:
+    kms.list_keys()
+    with urllib.request.urlopen(f"{server.endpoint}/projections", timeout=10) as response:
+        views = json.loads(response.read())["views"]
+    audit = next(v for v in views if v["name"] == "audit")
+    assert set(audit["ledgers"]) == {"KeyLedger", "UsageLedger"}
+    assert audit["head"] >= audit["position"] > 0
+    assert audit["lag_events"] == audit["head"] - audit["position"]
