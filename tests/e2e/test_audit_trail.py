@@ -10,8 +10,8 @@ from __future__ import annotations
 import base64
 import json
 import subprocess
-import urllib.request
 import sys
+import urllib.request
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
