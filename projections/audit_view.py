@@ -12,13 +12,15 @@ digest before it (CloudTrail log file integrity validation, security.md section 
 from __future__ import annotations
 
 import hashlib
+import sqlite3
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import orjson
-from eventsourcing.persistence import Tracking
+from eventsourcing.persistence import IntegrityError, OperationalError, Tracking
 from eventsourcing.sqlite import (
     SQLiteConnection,
     SQLiteConnectionPool,
@@ -253,9 +255,18 @@ class AuditView(SQLiteTrackingRecorder):
             cursor.execute("SELECT seq, digest, signature FROM audit_digests ORDER BY seq")
             return [(row[0], bytes(row[1]), row[2]) for row in cursor.fetchall()]
 
-    def append_digest(self, make: Any) -> tuple[int, bytes, str]:
+    def append_digest(self, make: Any, attempts: int = 20) -> tuple[int, bytes, str]:
         """``make(previous, heads) -> (digest bytes, signature)`` inside one write
-        transaction, so two signers cannot both extend the same previous digest."""
+        transaction, so two signers (the server, ``keyledger audit digest``) cannot both
+        extend the same previous digest; the one that loses the race signs again."""
+        for _ in range(attempts - 1):
+            try:
+                return self._append_digest(make)
+            except (IntegrityError, OperationalError, sqlite3.OperationalError):
+                time.sleep(0.05)
+        return self._append_digest(make)
+
+    def _append_digest(self, make: Any) -> tuple[int, bytes, str]:
         with self.datastore.transaction(commit=True) as cursor:
             cursor.execute(
                 "SELECT seq, digest, signature FROM audit_digests ORDER BY seq DESC LIMIT 1"
