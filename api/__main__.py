@@ -176,6 +176,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "KEYLEDGER_OPEN_CREDENTIALS",
         "local development: accept any access key and secret (loopback only)",
     )
+    _option(
+        serve,
+        "--audit-follower",
+        "KEYLEDGER_AUDIT_FOLLOWER",
+        "thread",
+        "thread, or process: project the audit view in a child process, off the server's CPU",
+        convert=str,
+    )
     dev_cert = commands.add_parser(
         "dev-cert",
         help="write a development CA and a localhost certificate",
@@ -208,6 +216,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         metrics_port=args.metrics_port,
         shutdown_timeout=args.shutdown_timeout,
         config_path=config,
+        audit_follower=args.audit_follower,
     )
 
 

@@ -18,6 +18,7 @@ from uuid import uuid4
 from aiohttp import web
 from eventsourcing.sqlite import SQLiteDatastore
 
+from api.audit_follower import AuditFollower
 from api.config import ConfigError, Settings
 from api.dev import DEV_CLOCK, SCHEDULER, advance_clock
 from api.dispatch import handle, not_found
@@ -184,7 +185,7 @@ def open_services(settings: Settings, clock: Clock, metrics: Metrics | None = No
     ledger.aliases_of = functools.partial(_current_aliases, runner, view)
     ledger.grants_of = functools.partial(_current_grants, grants_runner, grants_view, ledger)
     audit_keys = AuditKeyStore(stores["keystore"], root_key)
-    audit_runner = open_audit(
+    audit_runner, audit_follower = open_audit(
         stores, ledger, usage, audit_keys=audit_keys, settings=settings, clock=clock
     )
     configs = settings.principal_configs
@@ -220,6 +221,7 @@ def open_services(settings: Settings, clock: Clock, metrics: Metrics | None = No
         vpc_endpoint_id=settings.vpc_endpoint_id,
         audit=audit_runner.audit,
         audit_runner=audit_runner,
+        audit_follower=audit_follower,
         audit_keys=audit_keys,
         cloudtrail=load_model("cloudtrail"),
     )
@@ -233,27 +235,35 @@ def open_audit(
     audit_keys: AuditKeyStore,
     settings: Settings,
     clock: Clock,
-) -> AuditRunner:
-    """The audit view follows both ledgers on its own thread; requests only nudge it."""
+) -> tuple[AuditRunner, AuditFollower | None]:
+    """The audit view follows both ledgers on its own thread (requests only nudge it) or
+    in a follower process; the server's runner then only catches up before reads."""
     signer = audit_keys.signer()
     publish(signer, settings.data_dir)
     view = AuditView(open_datastore(stores["audit"]))
     view.create_table()
+    in_process = settings.audit_follower != "process" or settings.data_dir is None
     runner = AuditRunner(
         ledger,
         usage,
         view,
         signer=signer,
-        digest_interval=settings.audit_digest_interval,
+        digest_interval=settings.audit_digest_interval if in_process else None,
         clock=clock,
     )
     runner.catch_up()
+    if not in_process and settings.data_dir is not None:
+        follower = AuditFollower(
+            settings.data_dir, settings.audit_digest_interval, settings.environ
+        )
+        runner.external = follower.alive
+        return runner, follower
     if settings.dev_clock and settings.environ.get(DEV_AUDIT_ENV) == "paused":
         log.warning("AUDIT VIEW PAUSED (%s): it follows the ledgers only when read", DEV_AUDIT_ENV)
-        return runner
+        return runner, None
     runner.start()
     ledger.listeners.append(runner.nudge)
-    return runner
+    return runner, None
 
 
 def _nudging(
@@ -336,7 +346,10 @@ def close_services(services: Services) -> None:
     services.grants_runner.stop()
     services.audit_runner.stop()
     try:  # a clean shutdown leaves every record under a signed digest
-        services.audit_runner.sign_now()
+        if services.audit_follower is not None:
+            services.audit_follower.stop()  # it signs the closing digest itself
+        else:
+            services.audit_runner.sign_now()
     except Exception:
         log.exception("could not sign the closing audit digest")
     services.audit.datastore.close()

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from api.audit_follower import AuditFollower
 from api.config import Network
 from api.observability import Metrics
 from api.principals import Directory
@@ -56,6 +57,7 @@ class Services:
     audit_keys: AuditKeyStore
     cloudtrail: WireModel  # CloudTrail's model, for LookupEvents on this port
     allowed_source_ips: tuple[Network, ...] = ()
+    audit_follower: AuditFollower | None = None  # the audit view's follower process, if any
     vpc_endpoint_id: str | None = None
 
     @property

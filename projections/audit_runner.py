@@ -47,6 +47,7 @@ class AuditRunner(PollingRunner):
         self.coalesce = coalesce
         self.signer, self.digest_interval, self.clock = signer, digest_interval, clock
         self.positions = {app.name: view.position(app.name) for app in (keys, usage)}
+        self.external: Callable[[], bool] | None = None  # liveness of a follower process
         self.position = 0  # the base class's single position is unused here
         self._last_digest = time.monotonic()
         self._wake = threading.Event()
@@ -88,6 +89,21 @@ class AuditRunner(PollingRunner):
             return 1
         self.positions[app.name] = items[-1][0]
         return len(items)
+
+    def follow(self) -> None:
+        """Run in the calling thread until ``stop_soon`` (the follower process)."""
+        self._run()
+
+    def stop_soon(self) -> None:
+        self._stopped.set()
+        self._wake.set()
+
+    @property
+    def alive(self) -> bool:
+        """The thread, or the follower process that does its work instead."""
+        if self.external is not None:
+            return self.external()
+        return self._thread is not None and self._thread.is_alive()
 
     def _run(self) -> None:
         while not self._stopped.is_set():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from projections.audit_integrity import (
     verify_export,
     verify_store,
 )
+from projections.audit_runner import AuditRunner
 from projections.audit_view import Filters
 
 QUERY_LIMIT = 100
@@ -49,6 +51,13 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
     out.add_argument("--to", dest="end", type=parse_time)
     out.add_argument("directory", type=Path)
     out.set_defaults(run=run_export)
+
+    follow = actions.add_parser(
+        "follow", help="project the ledgers into the audit view until SIGTERM (serve starts it)"
+    )
+    add_data_dir(follow)
+    follow.add_argument("--digest-interval", type=float, default=300.0)
+    follow.set_defaults(run=run_follow)
 
     digest = actions.add_parser("digest", help="sign a digest now (needs the root key)")
     add_data_dir(digest)
@@ -119,6 +128,24 @@ def run_digest(args: argparse.Namespace) -> int:
             make_digest(opened.audit_keys.signer(), system_clock())
         )
     console.print(f"signed digest {seq}")
+    return 0
+
+
+def run_follow(args: argparse.Namespace) -> int:
+    """The audit view's projection as a process of its own (``serve --audit-follower
+    process``): it follows both ledgers, signs digests, and on SIGTERM signs a last one."""
+    with stores(args, root=True) as opened:
+        runner = AuditRunner(
+            opened.ledger,
+            opened.usage,
+            opened.audit,
+            signer=opened.audit_keys.signer(),
+            digest_interval=args.digest_interval,
+            clock=system_clock,
+        )
+        signal.signal(signal.SIGTERM, lambda *_: runner.stop_soon())
+        runner.follow()
+        runner.sign_now()
     return 0
 
 
