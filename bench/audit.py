@@ -39,8 +39,13 @@ console = Console(stderr=True)
 # -- lag and hot-path cost ------------------------------------------------------------------
 
 
-def _serve(data: Path, port: int, paused: bool) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "KEYLEDGER_DEV_AUDIT": "paused" if paused else "running"}
+def _serve(data: Path, port: int, mode: str) -> subprocess.Popen[bytes]:
+    """mode: thread (the default follower), process (--audit-follower process) or paused."""
+    env = {
+        **os.environ,
+        "KEYLEDGER_DEV_AUDIT": "paused" if mode == "paused" else "running",
+        "KEYLEDGER_AUDIT_FOLLOWER": "process" if mode == "process" else "thread",
+    }
     args = [sys.executable, "-m", "api", "serve", "--port", str(port), "--data-dir", str(data)]
     process = subprocess.Popen(  # noqa: S603 - our own server, fixed arguments
         [*args, "--dev-clock"],
@@ -140,6 +145,13 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _children(pid: int) -> list[int]:
+    found = subprocess.run(  # noqa: S603 - fixed arguments
+        ["/usr/bin/pgrep", "-P", str(pid)], capture_output=True, text=True, check=False
+    )
+    return [int(p) for p in found.stdout.split()]
+
+
 def _pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
@@ -147,15 +159,17 @@ def _pct(values: list[float], q: float) -> float:
 
 def bench_lag(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {}
-    for mode in ("running", "paused") * args.rounds:
+    for mode in ("thread", "process", "paused") * args.rounds:
         data = Path(tempfile.mkdtemp(prefix="kl-audit-bench-")) / "data"
         data.mkdir()
         port = _free_port()
-        server = _serve(data, port, paused=mode == "paused")
+        server = _serve(data, port, mode)
         try:
             _loadgen(port, 1, 4)  # creates tables and the bench key
+            children = _children(server.pid)
             cpu_before = _cpu_seconds(server.pid)
-            if mode == "running":
+            child_before = sum(_cpu_seconds(pid) for pid in children)
+            if mode != "paused":
                 with LagSampler(data) as sampler:
                     row = _loadgen(port, args.seconds, args.concurrency)
                 lags = sampler.lags()
@@ -168,14 +182,24 @@ def bench_lag(args: argparse.Namespace) -> dict[str, Any]:
             else:
                 row = _loadgen(port, args.seconds, args.concurrency)
             cpu = _cpu_seconds(server.pid) - cpu_before
+            child = sum(_cpu_seconds(pid) for pid in children) - child_before
             row["server_cpu_us_per_req"] = round(cpu / max(1, row["requests"]) * 1e6)
+            row["follower_cpu_us_per_req"] = round(child / max(1, row["requests"]) * 1e6)
             results.setdefault(mode, []).append(row)
         finally:
             server.terminate()
             server.wait(30)
             shutil.rmtree(data.parent, ignore_errors=True)
     table = Table(
-        "audit view", "req/s", "CPU µs/req", "p50 ms", "p99 ms", "lag p50", "lag p99", "lag max"
+        "audit view",
+        "req/s",
+        "server CPU µs/req",
+        "follower CPU µs/req",
+        "p50 ms",
+        "p99 ms",
+        "lag p50",
+        "lag p99",
+        "lag max",
     )
     for mode, rows in results.items():
         for row in rows:
@@ -183,6 +207,7 @@ def bench_lag(args: argparse.Namespace) -> dict[str, Any]:
                 mode,
                 f"{row['req_per_s']:.0f}",
                 str(row["server_cpu_us_per_req"]),
+                str(row["follower_cpu_us_per_req"]),
                 f"{row['p50_ms']:.1f}",
                 f"{row['p99_ms']:.1f}",
                 str(row.get("lag_p50_ms", "-")),
@@ -262,7 +287,7 @@ def bench_trail(args: argparse.Namespace) -> dict[str, Any]:
     data = base / "data"
     data.mkdir(parents=True, exist_ok=True)
     # the stores a server would make (keyledger.db, keystore.db, root key), then the records
-    server = _serve(data, _free_port(), paused=True)
+    server = _serve(data, _free_port(), "paused")
     server.terminate()
     server.wait(30)
     figures: dict[str, Any] = {"records": args.records}
