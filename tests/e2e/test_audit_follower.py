@@ -7,26 +7,15 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.support import REPO, ProcessServer
+from tests.support import ProcessServer
+from tests.support import keyledger_cli as cli
 
 pytestmark = pytest.mark.slow
-
-
-def cli(data: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "api", *args, "--data-dir", str(data)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def followers(data: Path) -> list[str]:

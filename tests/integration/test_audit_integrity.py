@@ -26,7 +26,7 @@ from projections.audit_integrity import make_digest
 from projections.audit_runner import AuditRunner
 from projections.audit_view import GENESIS, AuditView, link
 from tests.integration.stores import open_ledger, open_usage
-from tests.support import REPO, ThreadServer
+from tests.support import REPO, ThreadServer, keyledger_cli
 
 SECRET = b"never in the trail"
 
@@ -55,14 +55,7 @@ def trail_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 def run_cli(*args: str, data: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "api", *args, "--data-dir", str(data)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return keyledger_cli(data, *args)
 
 
 def verify(data: Path) -> subprocess.CompletedProcess[str]:
