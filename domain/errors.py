@@ -131,3 +131,22 @@ class DryRunOperationError(KmsError):
 class InternalError(KmsError):
     code = "KMSInternalException"
     status = 500
+
+
+class KmsInvalidSignatureError(KmsError):
+    """Verify of a signature that does not match: AWS raises, with no message, rather
+    than answering SignatureValid false (Verify API reference)."""
+
+    code = "KMSInvalidSignatureException"
+
+    def __init__(self) -> None:
+        super().__init__("")
+
+
+class KmsInvalidMacError(KmsError):
+    """VerifyMac of a MAC that does not match; no message (VerifyMac API reference)."""
+
+    code = "KMSInvalidMacException"
+
+    def __init__(self) -> None:
+        super().__init__("")
