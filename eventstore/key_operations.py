@@ -68,6 +68,10 @@ class KeyOperations:
         cmk.check_usable_for(op)
         return cmk
 
+    def current_material(self, cmk: Cmk) -> bytes:
+        """The plaintext material of a key's current version, for one operation."""
+        return self._material(cmk, cmk.current_material_id)
+
     def _material(self, cmk: Cmk, material_id: str) -> bytes:
         try:
             wrapping_key = self.ledger.keystore.wrapping_key(cmk.id, material_id)

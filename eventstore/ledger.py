@@ -25,6 +25,8 @@ from domain.errors import (
     NotFoundError,
 )
 from domain.values import (
+    ENCRYPT_DECRYPT,
+    SYMMETRIC_DEFAULT,
     KeyState,
     RequestContext,
     default_key_policy,
@@ -222,14 +224,18 @@ class KeyLedger(AliasCommands, Application):
         """Key management operations name their key by id or key ARN, never by alias."""
         return self.resolve(uow.get, ctx, key_id, operation, allow_alias=False)
 
-    def _new_material(self, uow: UnitOfWork, key_id: UUID) -> tuple[str, bytes]:
-        """A fresh material version: its wrapping key is durable in the keystore before
-        any event refers to it; the material itself leaves this method only wrapped."""
+    def _new_material(
+        self, uow: UnitOfWork, key_id: UUID, secret: bytes | None = None
+    ) -> tuple[str, bytes]:
+        """A material version: its wrapping key is durable in the keystore before any
+        event refers to it; the material itself leaves this method only wrapped. A
+        symmetric key's 256-bit material is made here; other material (``secret``) was
+        made before the command, off this thread (RSA generation takes up to a second)."""
         material_id = os.urandom(32).hex()
         wrapping_key = self.keystore.new_wrapping_key(key_id, material_id)
         uow.new_materials.append(material_id)
         aad = material_aad(MATERIAL_PURPOSE, key_id, material_id)
-        return material_id, wrap(wrapping_key, os.urandom(32), aad)
+        return material_id, wrap(wrapping_key, secret or os.urandom(32), aad)
 
     def create_key(
         self,
@@ -238,10 +244,15 @@ class KeyLedger(AliasCommands, Application):
         description: str,
         policy: str | None,
         tags: dict[str, str],
+        *,
+        key_spec: str = SYMMETRIC_DEFAULT,
+        key_usage: str = ENCRYPT_DECRYPT,
+        material: bytes | None = None,
     ) -> dict[str, Any]:
+        """``material`` is required for every spec but SYMMETRIC_DEFAULT."""
         authorize_identity(ctx, "CreateKey", "*", uow.now)
         key_id = uuid4()
-        material_id, wrapped = self._new_material(uow, key_id)
+        material_id, wrapped = self._new_material(uow, key_id, material)
         cmk = Cmk.create(
             key_id=key_id,
             ctx=ctx,
@@ -251,6 +262,8 @@ class KeyLedger(AliasCommands, Application):
             tags=tags,
             material_id=material_id,
             wrapped_material=wrapped,
+            key_spec=key_spec,
+            key_usage=key_usage,
         )
         uow.add(cmk)
         return cmk.metadata()

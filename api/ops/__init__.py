@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from api.ops import aliases, crypto, keys, lifecycle, tags
+from api.ops import agreement, aliases, crypto, key_pairs, keys, lifecycle, mac, signing, tags
 from api.services import Call
 
 Operation = Callable[[Call], Awaitable[dict[str, Any]]]
@@ -16,4 +16,8 @@ OPERATIONS: dict[str, Operation] = {
     **aliases.OPERATIONS,
     **tags.OPERATIONS,
     **lifecycle.OPERATIONS,
+    **signing.OPERATIONS,
+    **key_pairs.OPERATIONS,
+    **mac.OPERATIONS,
+    **agreement.OPERATIONS,
 }
