@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, mldsa, padding, rsa
-from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
 from api.config import Settings
 from tests.support import ThreadServer, refused, unvalidated
@@ -99,7 +98,7 @@ def verify_offline(public: Any, algorithm: str, message: bytes, signature: bytes
 
 
 @pytest.mark.parametrize(
-    ("spec", "usage", "member", "listed"),
+    "case",
     [
         ("RSA_2048", "ENCRYPT_DECRYPT", "EncryptionAlgorithms", list(OAEP)),
         ("RSA_4096", "SIGN_VERIFY", "SigningAlgorithms", list(SIGNING["RSA_2048"])),
@@ -117,8 +116,9 @@ def verify_offline(public: Any, algorithm: str, message: bytes, signature: bytes
     ],
 )
 def test_describe_key_lists_only_the_algorithms_of_the_keys_usage(
-    kms_m: Any, keys: dict[tuple[str, str], Any], spec: str, usage: str, member: str, listed: Any
+    kms_m: Any, keys: dict[tuple[str, str], Any], case: tuple[str, str, str, list[str]]
 ) -> None:
+    spec, usage, member, listed = case
     metadata = kms_m.describe_key(KeyId=keys[spec, usage]["KeyId"])["KeyMetadata"]
     assert (metadata["KeySpec"], metadata["CustomerMasterKeySpec"]) == (spec, spec)
     assert metadata["KeyUsage"] == usage
@@ -431,7 +431,8 @@ def test_rsa_encryption_interoperates_with_the_public_key(
     key = keys[spec, "ENCRYPT_DECRYPT"]
     public = public_key(kms_m, key["KeyId"])
     assert isinstance(public, rsa.RSAPublicKey)
-    chosen = hashes.SHA1() if algorithm.endswith("SHA_1") else hashes.SHA256()
+    sha1 = algorithm.endswith("SHA_1")  # RSAES_OAEP_SHA_1 is one of AWS's algorithms
+    chosen = hashes.SHA1() if sha1 else hashes.SHA256()  # noqa: S303
     oaep = padding.OAEP(mgf=padding.MGF1(chosen), algorithm=chosen, label=None)
     limit = public.key_size // 8 - 2 * chosen.digest_size - 2
     plaintext = b"p" * limit
