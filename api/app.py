@@ -154,6 +154,7 @@ def close_services(services: Services) -> None:
     services.commands.close()
     services.records.close()
     services.readers.shutdown(wait=True)
+    services.keygen.shutdown(wait=True)
     services.runner.stop()
     services.ledger.close()
     services.usage.close()

@@ -75,11 +75,22 @@ class Services:
     max_body_bytes: int
     callers: Mapping[str, Caller]  # by access key id
     known_principals: frozenset[str]  # principal ARNs a key policy may name
+    # Key generation (RSA takes up to a second) on its own threads: a burst of CreateKey
+    # or GenerateDataKeyPair calls cannot take every reader from other requests.
+    keygen: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(2, thread_name_prefix="keygen")
+    )
 
     async def read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a blocking read (aggregate load, view query) off the event loop."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.readers, functools.partial(fn, *args, **kwargs))
+
+    async def generate(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run CPU-heavy key generation off the event loop and the writer thread
+        (cryptography releases the GIL while it generates)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.keygen, functools.partial(fn, *args))
 
     async def views_current(self) -> None:
         """Read-your-writes for List operations: wait for the view to reach every

@@ -9,6 +9,7 @@ from api.ops.managed import ensure_managed_key
 from api.services import Call
 from domain import key_material
 from domain.authorization import request_conditions
+from domain.cmk import Cmk
 from domain.errors import UnsupportedOperationError
 from domain.key_specs import algorithms, spec_info
 from domain.values import SYMMETRIC_DEFAULT
@@ -43,21 +44,22 @@ async def _generate_data_key_pair(call: Call, operation: str) -> dict[str, Any]:
         **{"kms:DataKeyPairSpec": p["KeyPairSpec"]},
     )
     await ensure_managed_key(call, p["KeyId"])
-    return await call.read(_seal_key_pair, call, operation)
+    info = spec_info(p["KeyPairSpec"])
+    if info.unsupported is not None:
+        raise UnsupportedOperationError(info.unsupported.replace("KeySpec", "KeyPairSpec"))
+    cmk = await call.read(call.services.keys.usable_key, call.context, p["KeyId"], operation)
+    call.key_arn = cmk.arn
+    check_dry_run(call)
+    pair = await call.services.generate(key_material.key_pair, info.name)
+    return await call.read(_seal_key_pair, call, cmk, pair)
 
 
-def _seal_key_pair(call: Call, operation: str) -> dict[str, Any]:
+def _seal_key_pair(call: Call, cmk: Cmk, pair: tuple[bytes, bytes]) -> dict[str, Any]:
     """The private key is PKCS#8 DER (ML-KEM in its seed form), sealed like any data key
     under the symmetric key with the request's encryption context."""
     p, keys = call.params, call.services.keys
-    cmk = keys.usable_key(call.context, p["KeyId"], operation)
-    call.key_arn = cmk.arn
     pair_spec = p["KeyPairSpec"]
-    info = spec_info(pair_spec)
-    if info.unsupported is not None:
-        raise UnsupportedOperationError(info.unsupported.replace("KeySpec", "KeyPairSpec"))
-    check_dry_run(call)
-    private_key, public_key = key_material.key_pair(pair_spec)
+    private_key, public_key = pair
     sealed = keys.seal(cmk, private_key, p.get("EncryptionContext"))
     return {
         "PrivateKeyCiphertextBlob": sealed.blob,

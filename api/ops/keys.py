@@ -41,11 +41,11 @@ async def create_key(call: Call) -> dict[str, Any]:
     policy = p.get("Policy")
     if policy is not None:
         checked_policy(call, policy)
-    # Made before the command, on the reader pool: the writer thread commits for every
-    # request, and an RSA_4096 key takes up to a second to generate.
+    # Made before the command, on the key generation threads: the writer thread commits
+    # for every request, and an RSA_4096 key takes up to a second to generate.
     material = None
     if key_spec != SYMMETRIC_DEFAULT:
-        material = await call.read(key_material.generate, key_spec)
+        material = await call.services.generate(key_material.generate, key_spec)
     metadata = await call.command(
         call.services.ledger.create_key,
         description=p.get("Description", ""),
