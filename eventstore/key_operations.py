@@ -29,14 +29,14 @@ Context = Mapping[str, str] | None
 class Sealed:
     blob: bytes
     key_arn: str
-    material_id: str
+    material_id: str | None  # KeyMaterialId: symmetric keys only (Decrypt API reference)
 
 
 @dataclass(frozen=True)
 class Opened:
     plaintext: bytes
     key_arn: str
-    material_id: str
+    material_id: str | None
 
 
 class KeyOperations:
@@ -59,15 +59,15 @@ class KeyOperations:
         material = self._material(cmk, material_id)
         if cmk.key_spec != SYMMETRIC_DEFAULT:
             blob = key_material.encrypt(cmk.key_spec, material, algorithm, plaintext)
-        else:
-            blob = crypto.seal(material, cmk.id, material_id, plaintext, context)
+            return Sealed(blob, cmk.arn, None)
+        blob = crypto.seal(material, cmk.id, material_id, plaintext, context)
         return Sealed(blob, cmk.arn, material_id)
 
     def open_asymmetric(self, cmk: Cmk, algorithm: str, blob: bytes) -> Opened:
         """RSA ciphertexts carry no key id: the caller named the key (KeyId)."""
         material = self.current_material(cmk)
         plaintext = key_material.decrypt(cmk.key_spec, material, algorithm, blob)
-        return Opened(plaintext, cmk.arn, cmk.current_material_id)
+        return Opened(plaintext, cmk.arn, None)
 
     def open(self, cmk: Cmk, header: crypto.BlobHeader, blob: bytes, context: Context) -> Opened:
         if header.material_id not in cmk.materials:

@@ -338,6 +338,13 @@ def test_sign_error_matrix(shared: ThreadServer, kms_m: Any, keys: dict[Any, Any
         MessageType="DIGEST",
     )
     assert code == "UnsupportedOperationException"
+    assert sign_error(
+        kms_m,
+        rsa_key["KeyId"],
+        Message=b"\0" * 64,
+        SigningAlgorithm="RSASSA_PSS_SHA_256",
+        MessageType="EXTERNAL_MU",
+    ) == ("ValidationException", "Message type EXTERNAL_MU is incompatible with key spec RSA_2048.")
     oversized = unvalidated(shared)
     assert sign_error(
         oversized, rsa_key["KeyId"], Message=b"m" * 4097, SigningAlgorithm="RSASSA_PSS_SHA_256"
@@ -442,6 +449,7 @@ def test_rsa_encryption_interoperates_with_the_public_key(
     )
     assert (opened["Plaintext"], opened["KeyId"]) == (plaintext, key["Arn"])
     assert opened["EncryptionAlgorithm"] == algorithm
+    assert "KeyMaterialId" not in opened  # symmetric keys only (Decrypt API reference)
     sealed = kms_m.encrypt(KeyId=key["KeyId"], Plaintext=plaintext, EncryptionAlgorithm=algorithm)
     assert sealed["EncryptionAlgorithm"] == algorithm
     decrypted = kms_m.decrypt(
