@@ -3,12 +3,12 @@ key agreement (NIST SP 800-56A), and Ed25519 (RFC 8032)."""
 
 from __future__ import annotations
 
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from domain.errors import UnsupportedOperationError, ValidationError
-from domain.messages import DIGEST, RAW, hashed_input, incompatible_message_type
+from domain.messages import DIGEST, RAW, hashed_input, incompatible_message_type, verified
 
 CURVES: dict[str, type[ec.EllipticCurve]] = {
     "ECC_NIST_P256": ec.SECP256R1,
@@ -42,11 +42,7 @@ def verify_ecdsa(
     signature: bytes,
 ) -> bool:
     chosen = hashed_input(algorithm, key_spec, message_type, data)
-    try:
-        key.verify(signature, data, ec.ECDSA(chosen))
-    except InvalidSignature:
-        return False
-    return True
+    return verified(lambda: key.verify(signature, data, ec.ECDSA(chosen)))
 
 
 def _check_ed25519(key_spec: str, algorithm: str, message_type: str) -> None:
@@ -80,11 +76,7 @@ def verify_ed25519(
     signature: bytes,
 ) -> bool:
     _check_ed25519(key_spec, algorithm, message_type)
-    try:
-        key.verify(signature, data)
-    except InvalidSignature:
-        return False
-    return True
+    return verified(lambda: key.verify(signature, data))
 
 
 def derive_shared_secret(key: ec.EllipticCurvePrivateKey, peer_public_key: bytes) -> bytes:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, hmac
+
+from domain.messages import verified
 
 _HASHES: dict[str, type[hashes.HashAlgorithm]] = {
     "HMAC_SHA_224": hashes.SHA224,
@@ -29,8 +30,4 @@ def mac(key: bytes, algorithm: str, message: bytes) -> bytes:
 def verify(key: bytes, algorithm: str, message: bytes, tag: bytes) -> bool:
     h = hmac.HMAC(key, _HASHES[algorithm]())
     h.update(message)
-    try:
-        h.verify(tag)  # constant-time compare
-    except InvalidSignature:
-        return False
-    return True
+    return verified(lambda: h.verify(tag))  # a constant-time compare

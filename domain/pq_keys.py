@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import mldsa, mlkem
 
 from domain.errors import ValidationError
-from domain.messages import EXTERNAL_MU, RAW, incompatible_message_type
+from domain.messages import EXTERNAL_MU, RAW, incompatible_message_type, verified
 
 MU_BYTES = 64  # FIPS 204 mu: SHAKE256(tr || M'), 64 bytes
 
@@ -44,14 +43,8 @@ def sign(key: Any, key_spec: str, message_type: str, data: bytes) -> bytes:
 
 def verify(key: Any, key_spec: str, message_type: str, data: bytes, signature: bytes) -> bool:
     _check_message(key_spec, message_type, data)
-    try:
-        if message_type == EXTERNAL_MU:
-            key.verify_mu(signature, data)
-        else:
-            key.verify(signature, data)
-    except InvalidSignature:
-        return False
-    return True
+    check = key.verify_mu if message_type == EXTERNAL_MU else key.verify
+    return verified(lambda: check(signature, data))
 
 
 def encapsulate(public_key: Any) -> tuple[bytes, bytes]:

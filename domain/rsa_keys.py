@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from domain.errors import InvalidCiphertextError, ValidationError
-from domain.messages import hash_of, hashed_input
+from domain.messages import hash_of, hashed_input, verified
 
 PUBLIC_EXPONENT = 65537
 
@@ -40,11 +39,7 @@ def verify(
     signature: bytes,
 ) -> bool:
     chosen = hashed_input(algorithm, key_spec, message_type, message)
-    try:
-        key.verify(signature, message, _signature_padding(algorithm), chosen)
-    except InvalidSignature:
-        return False
-    return True
+    return verified(lambda: key.verify(signature, message, _signature_padding(algorithm), chosen))
 
 
 def _oaep(algorithm: str) -> padding.OAEP:

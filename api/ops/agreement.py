@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from api.ops.dry_run import check_dry_run
+from api.ops.key_use import check_dry_run, key_in_use
 from api.services import Call
 from domain import key_material
 from domain.errors import UnsupportedOperationError
@@ -22,13 +22,10 @@ async def derive_shared_secret(call: Call) -> dict[str, Any]:
 
 
 def _derive_shared_secret(call: Call) -> dict[str, Any]:
-    p, keys = call.params, call.services.keys
-    cmk = keys.usable_key(call.context, p["KeyId"], "DeriveSharedSecret")
-    call.key_arn = cmk.arn
+    p = call.params
+    cmk, material = key_in_use(call, "DeriveSharedSecret")
     algorithm = p["KeyAgreementAlgorithm"]
-    secret = key_material.derive_shared_secret(
-        cmk.key_spec, keys.current_material(cmk), algorithm, p["PublicKey"]
-    )
+    secret = key_material.derive_shared_secret(cmk.key_spec, material, algorithm, p["PublicKey"])
     check_dry_run(call)
     return {
         "KeyId": cmk.arn,
@@ -43,13 +40,10 @@ async def encapsulate(call: Call) -> dict[str, Any]:
 
 
 def _encapsulate(call: Call) -> dict[str, Any]:
-    p, keys = call.params, call.services.keys
-    cmk = keys.usable_key(call.context, p["KeyId"], "Encapsulate")
-    call.key_arn = cmk.arn
+    p = call.params
+    cmk, material = key_in_use(call, "Encapsulate")
     algorithm = p["EncapsulationAlgorithm"]
-    secret, ciphertext = key_material.encapsulate(
-        cmk.key_spec, keys.current_material(cmk), algorithm
-    )
+    secret, ciphertext = key_material.encapsulate(cmk.key_spec, material, algorithm)
     check_dry_run(call)
     return {
         "KeyId": cmk.arn,
@@ -64,12 +58,11 @@ async def decapsulate(call: Call) -> dict[str, Any]:
 
 
 def _decapsulate(call: Call) -> dict[str, Any]:
-    p, keys = call.params, call.services.keys
-    cmk = keys.usable_key(call.context, p["KeyId"], "Decapsulate")
-    call.key_arn = cmk.arn
+    p = call.params
+    cmk, material = key_in_use(call, "Decapsulate")
     algorithm = p["EncapsulationAlgorithm"]
     secret = key_material.decapsulate(
-        cmk.key_spec, keys.current_material(cmk), algorithm, p["SharedSecretCiphertextBlob"]
+        cmk.key_spec, material, algorithm, p["SharedSecretCiphertextBlob"]
     )
     check_dry_run(call)
     return {"KeyId": cmk.arn, "SharedSecret": secret, "EncapsulationAlgorithm": algorithm}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from api.ops.dry_run import check_dry_run
+from api.ops.key_use import check_dry_run, key_in_use
 from api.ops.managed import ensure_managed_key
 from api.services import Call
 from domain import key_material
@@ -20,12 +20,10 @@ async def get_public_key(call: Call) -> dict[str, Any]:
 
 
 def _get_public_key(call: Call) -> dict[str, Any]:
-    keys = call.services.keys
-    cmk = keys.usable_key(call.context, call.params["KeyId"], "GetPublicKey")
-    call.key_arn = cmk.arn
+    cmk, material = key_in_use(call, "GetPublicKey")
     return {
         "KeyId": cmk.arn,
-        "PublicKey": key_material.public_key_der(keys.current_material(cmk)),
+        "PublicKey": key_material.public_key_der(material),
         "CustomerMasterKeySpec": cmk.key_spec,
         "KeySpec": cmk.key_spec,
         "KeyUsage": cmk.key_usage,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from api.ops.dry_run import check_dry_run
+from api.ops.key_use import check_dry_run, key_in_use
 from api.services import Call
 from domain import key_material
 from domain.errors import KmsInvalidMacError
@@ -21,11 +21,10 @@ async def generate_mac(call: Call) -> dict[str, Any]:
 
 
 def _generate_mac(call: Call) -> dict[str, Any]:
-    p, keys = call.params, call.services.keys
-    cmk = keys.usable_key(call.context, p["KeyId"], "GenerateMac")
-    call.key_arn = cmk.arn
+    p = call.params
+    cmk, material = key_in_use(call, "GenerateMac")
     algorithm = p["MacAlgorithm"]
-    tag = key_material.mac(cmk.key_spec, keys.current_material(cmk), algorithm, p["Message"])
+    tag = key_material.mac(cmk.key_spec, material, algorithm, p["Message"])
     check_dry_run(call)
     return {"Mac": tag, "MacAlgorithm": algorithm, "KeyId": cmk.arn}
 
@@ -36,11 +35,9 @@ async def verify_mac(call: Call) -> dict[str, Any]:
 
 
 def _verify_mac(call: Call) -> dict[str, Any]:
-    p, keys = call.params, call.services.keys
-    cmk = keys.usable_key(call.context, p["KeyId"], "VerifyMac")
-    call.key_arn = cmk.arn
+    p = call.params
+    cmk, material = key_in_use(call, "VerifyMac")
     algorithm = p["MacAlgorithm"]
-    material = keys.current_material(cmk)
     valid = key_material.verify_mac(cmk.key_spec, material, algorithm, p["Message"], p["Mac"])
     check_dry_run(call)
     if not valid:

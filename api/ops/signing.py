@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from api.ops.dry_run import check_dry_run
+from api.ops.key_use import check_dry_run, key_in_use
 from api.services import Call
 from domain import key_material
 from domain.errors import KmsInvalidSignatureError
@@ -28,11 +28,9 @@ async def sign(call: Call) -> dict[str, Any]:
 
 
 def _sign(call: Call) -> dict[str, Any]:
-    p, keys = call.params, call.services.keys
-    cmk = keys.usable_key(call.context, p["KeyId"], "Sign")
-    call.key_arn = cmk.arn
+    p = call.params
+    cmk, material = key_in_use(call, "Sign")
     algorithm = p["SigningAlgorithm"]
-    material = keys.current_material(cmk)
     signature = key_material.sign(
         cmk.key_spec, material, algorithm, p.get("MessageType", RAW), p["Message"]
     )
@@ -46,13 +44,12 @@ async def verify(call: Call) -> dict[str, Any]:
 
 
 def _verify(call: Call) -> dict[str, Any]:
-    p, keys = call.params, call.services.keys
-    cmk = keys.usable_key(call.context, p["KeyId"], "Verify")
-    call.key_arn = cmk.arn
+    p = call.params
+    cmk, material = key_in_use(call, "Verify")
     algorithm = p["SigningAlgorithm"]
     valid = key_material.verify(
         cmk.key_spec,
-        keys.current_material(cmk),
+        material,
         algorithm,
         p.get("MessageType", RAW),
         p["Message"],
