@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives import serialization
 
 from eventstore.key_operations import KeyOperations
 from eventstore.keystore import WrappingKeyMissing
+from tests.e2e.test_lifecycle import files_holding
 from tests.integration.stores import open_ledger
 from tests.support import ProcessServer, advance, refused
 
@@ -47,15 +48,6 @@ def secrets_of(data_dir: Path, key_ids: list[str]) -> list[bytes]:
     finally:
         ledger.close()
         ledger.keystore.close()
-    return found
-
-
-def files_holding(data_dir: Path, secrets: list[bytes]) -> list[str]:
-    found = []
-    for path in sorted(data_dir.iterdir()):
-        if path.is_file():
-            content = path.read_bytes()
-            found += [f"{path.name}[{i}]" for i, s in enumerate(secrets) if s in content]
     return found
 
 
