@@ -670,3 +670,62 @@ def test_data_key_pair_without_plaintext_dry_run_and_refusals(
         kms_m.generate_data_key_pair, KeyId=rsa_key["KeyId"], KeyPairSpec="ECC_NIST_P256"
     )
     assert code == "InvalidKeyUsageException"
+
+
+# ---------------------------------------------------------------- key states
+
+
+def test_every_new_operation_needs_an_enabled_key(kms: Any) -> None:
+    """Key-state table: Sign, Verify, GenerateMac, VerifyMac, GetPublicKey,
+    GenerateDataKeyPair* and (per the model) DeriveSharedSecret refuse a Disabled key."""
+
+    def made(spec: str, usage: str) -> dict[str, Any]:
+        return dict(kms.create_key(KeySpec=spec, KeyUsage=usage)["KeyMetadata"])
+
+    mac_key = made("HMAC_224", "GENERATE_VERIFY_MAC")
+    agreeing = made("ECC_NIST_P256", "KEY_AGREEMENT")
+    encrypting = made("RSA_2048", "ENCRYPT_DECRYPT")
+    symmetric = dict(kms.create_key()["KeyMetadata"])
+    tag = kms.generate_mac(KeyId=mac_key["KeyId"], Message=b"m", MacAlgorithm="HMAC_SHA_224")
+    blob = kms.encrypt(
+        KeyId=encrypting["KeyId"], Plaintext=b"p", EncryptionAlgorithm="RSAES_OAEP_SHA_1"
+    )["CiphertextBlob"]
+    peer = (
+        ec.generate_private_key(ec.SECP256R1())
+        .public_key()
+        .public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    calls = [
+        (mac_key, lambda k: kms.generate_mac(KeyId=k, Message=b"m", MacAlgorithm="HMAC_SHA_224")),
+        (
+            mac_key,
+            lambda k: kms.verify_mac(
+                KeyId=k, Message=b"m", Mac=tag["Mac"], MacAlgorithm="HMAC_SHA_224"
+            ),
+        ),
+        (
+            agreeing,
+            lambda k: kms.derive_shared_secret(
+                KeyId=k, KeyAgreementAlgorithm="ECDH", PublicKey=peer
+            ),
+        ),
+        (
+            encrypting,
+            lambda k: kms.decrypt(
+                CiphertextBlob=blob, KeyId=k, EncryptionAlgorithm="RSAES_OAEP_SHA_1"
+            ),
+        ),
+        (symmetric, lambda k: kms.generate_data_key_pair(KeyId=k, KeyPairSpec="ECC_NIST_P256")),
+        (
+            symmetric,
+            lambda k: kms.generate_data_key_pair_without_plaintext(
+                KeyId=k, KeyPairSpec="ECC_NIST_P256"
+            ),
+        ),
+    ]
+    for key, call in calls:
+        call(key["KeyId"])  # works while Enabled
+    for key in (mac_key, agreeing, encrypting, symmetric):
+        kms.disable_key(KeyId=key["KeyId"])
+    for key, call in calls:
+        assert refused(call, k=key["KeyId"]) == ("DisabledException", f"{key['Arn']} is disabled.")
