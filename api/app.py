@@ -8,7 +8,7 @@ import functools
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from uuid import uuid4
@@ -19,10 +19,16 @@ from eventsourcing.sqlite import SQLiteDatastore
 from api.config import Settings
 from api.dev import DEV_CLOCK, SCHEDULER, advance_clock
 from api.dispatch import handle, not_found
+from api.health import READY_MAX_LAG, health, ready
+from api.observability import METRICS, Metrics, metrics_page, observe
+from api.principals import Directory
 from api.scheduler import Scheduler
-from api.services import SERVICES, Caller, Services
+from api.services import SERVICES, Services
 from api.sigv4 import SigV4Verifier
+from api.status import projections_status
 from api.wire import load_kms_model
+from domain.grant_tokens import GrantTokens
+from domain.grants import Grant
 from eventstore.clock import Clock, OffsetClock, system_clock
 from eventstore.key_operations import KeyOperations
 from eventstore.keystore import Keystore
@@ -30,6 +36,7 @@ from eventstore.ledger import KeyLedger
 from eventstore.root_key import load_root_key
 from eventstore.usage_ledger import UsageLedger
 from eventstore.writer import BatchWriter
+from projections.grants_view import GrantsView
 from projections.keys_view import KeysView
 from projections.runner import PollingRunner
 
@@ -41,17 +48,37 @@ DEV_FAULT_ENV = "KEYLEDGER_DEV_FAULT"  # honoured only with --dev-clock (crash t
 
 def create_app(settings: Settings, clock: Clock | None = None) -> web.Application:
     """Build the aiohttp application; stores open on startup and close on cleanup."""
-    app = web.Application(client_max_size=settings.max_body_bytes + 1)
+    app = web.Application(client_max_size=settings.max_body_bytes + 1, middlewares=[observe])
     app[SETTINGS] = settings
+    app[METRICS] = Metrics()
+    app[READY_MAX_LAG] = settings.ready_max_lag_seconds
     if clock is None:
         clock = OffsetClock() if settings.dev_clock else system_clock
     if isinstance(clock, OffsetClock):
         app[DEV_CLOCK] = clock
         app.router.add_post("/_dev/clock", advance_clock)
         log.warning("DEV CLOCK ENABLED: POST /_dev/clock moves this server's time")
+    if settings.open_credentials:
+        log.warning(
+            "OPEN CREDENTIALS ENABLED: any access key and secret is accepted; a 12-digit "
+            "access key id acts as the root of that account"
+        )
     app.cleanup_ctx.append(_services_context(settings, clock))
     app.router.add_post("/", handle)
+    app.router.add_get("/projections", projections_status)
+    app.router.add_get("/health", health)
+    app.router.add_get("/ready", ready)
+    if settings.metrics_port is None:
+        app.router.add_get("/metrics", metrics_page)
     app.router.add_route("*", "/{tail:.*}", not_found)
+    return app
+
+
+def create_metrics_app(api: web.Application) -> web.Application:
+    """/metrics alone, for --metrics-port: scraped privately, not beside the API."""
+    app = web.Application()
+    app[METRICS] = api[METRICS]
+    app.router.add_get("/metrics", metrics_page)
     return app
 
 
@@ -60,8 +87,10 @@ def _services_context(
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     async def services_context(app: web.Application) -> AsyncIterator[None]:
         loop = asyncio.get_running_loop()
-        services = await loop.run_in_executor(None, open_services, settings, clock)
+        metrics = app[METRICS]
+        services = await loop.run_in_executor(None, open_services, settings, clock, metrics)
         app[SERVICES] = services
+        metrics.watch(services)
         fault = settings.environ.get(DEV_FAULT_ENV) if settings.dev_clock else None
         scheduler = Scheduler(services, settings.scheduler_interval, fault)
         app[SCHEDULER] = scheduler
@@ -82,12 +111,15 @@ def _stores(settings: Settings) -> dict[str, str]:
             "persistence": "eventsourcing.popo",
             "keystore": ":memory:",
             "views": f"file:keyledger-views-{uuid4().hex}?mode=memory&cache=shared",
+            "grants": f"file:keyledger-grants-{uuid4().hex}?mode=memory&cache=shared",
         }
     data_dir = settings.data_dir
     return {
         "persistence": "eventstore.sqlite:DurableSQLiteFactory",
         "keystore": str(data_dir / "keystore.db"),
         "views": str(data_dir / "views.db"),
+        # Its own file: each view tracks the same KeyLedger log at its own position.
+        "grants": str(data_dir / "grants.db"),
         "keyledger": str(data_dir / "keyledger.db"),
         "usageledger": str(data_dir / "usage.db"),
     }
@@ -108,20 +140,39 @@ def _root_key(settings: Settings) -> bytes:
     return load_root_key(Path(settings.data_dir), settings.environ)
 
 
-def open_services(settings: Settings, clock: Clock) -> Services:
+def open_services(settings: Settings, clock: Clock, metrics: Metrics | None = None) -> Services:
     stores = _stores(settings)
-    keystore = Keystore(stores["keystore"], _root_key(settings))
+    root_key = _root_key(settings)
+    keystore = Keystore(stores["keystore"], root_key)
     view = KeysView(SQLiteDatastore(stores["views"], lock_timeout=15))
     view.create_table()
-    ledger = KeyLedger(_ledger_env(stores, "keyledger"), keystore, clock)
+    grants_view = GrantsView(SQLiteDatastore(stores["grants"], lock_timeout=15))
+    grants_view.create_table()
+    ledger = KeyLedger(
+        _ledger_env(stores, "keyledger"),
+        keystore,
+        clock,
+        GrantTokens.from_root_key(root_key),
+        settings.grant_limits,
+    )
     usage = UsageLedger(_ledger_env(stores, "usageledger"))
     runner = PollingRunner(ledger, view)
-    runner.catch_up()
-    runner.start()
-    ledger.listeners.append(runner.nudge)
+    grants_runner = PollingRunner(
+        ledger,
+        grants_view,
+        name="grants",
+        delay=settings.grant_propagation_seconds,
+        clock=clock,
+    )
+    for each in (runner, grants_runner):
+        each.catch_up()
+        each.start()
+        ledger.listeners.append(each.nudge)
     ledger.aliases_of = functools.partial(_current_aliases, runner, view)
+    ledger.grants_of = functools.partial(_current_grants, grants_runner, grants_view, ledger)
     configs = settings.principal_configs
-    credentials = {p.credential.access_key_id: p.credential for p in configs}
+    directory = Directory(configs, open_credentials=settings.open_credentials)
+    metrics = metrics or Metrics()
     log.info("keyledger stores open", extra={"stores": sorted(stores)})
     return Services(
         ledger=ledger,
@@ -129,17 +180,23 @@ def open_services(settings: Settings, clock: Clock) -> Services:
         keys=KeyOperations(ledger),
         view=view,
         runner=runner,
-        commands=BatchWriter("keyledger", ledger.run_batch),
-        records=BatchWriter("usage", usage.record_batch),
+        grants_view=grants_view,
+        grants_runner=grants_runner,
+        commands=BatchWriter(
+            "keyledger", ledger.run_batch, on_batch=metrics.batch_committed("keyledger")
+        ),
+        records=BatchWriter("usage", usage.record_batch, on_batch=metrics.batch_committed("usage")),
         readers=ThreadPoolExecutor(settings.reader_threads, thread_name_prefix="reader"),
         # Signatures are checked against wall time, never the dev clock: a client signs
         # with its own real clock (SigV4 allows 5 minutes of skew).
-        verifier=SigV4Verifier(credentials.get, clock=time.time, services=SIGNED_SERVICES),
+        verifier=SigV4Verifier(directory.credential, clock=time.time, services=SIGNED_SERVICES),
         wire=load_kms_model(),
         clock=clock,
         max_body_bytes=settings.max_body_bytes,
-        callers={p.credential.access_key_id: Caller.from_config(p) for p in configs},
-        known_principals=frozenset(p.credential.principal_arn for p in configs),
+        directory=directory,
+        metrics=metrics,
+        allowed_source_ips=settings.allowed_source_ips,
+        vpc_endpoint_id=settings.vpc_endpoint_id,
     )
 
 
@@ -149,6 +206,17 @@ def _current_aliases(runner: PollingRunner, view: KeysView, key_id: str) -> list
     return view.alias_names_of(key_id)
 
 
+def _current_grants(
+    runner: PollingRunner, view: GrantsView, ledger: KeyLedger, key_id: str
+) -> Sequence[Grant]:
+    """A key's grants from the grants view. With no propagation delay the view first
+    takes in what this process has saved (read-your-writes, as for the List operations);
+    only requests the key policy does not allow pay for this."""
+    if not runner.delay and runner.position < ledger.last_saved_id:
+        runner.catch_up()
+    return view.grants_of(key_id)
+
+
 def close_services(services: Services) -> None:
     """Stop taking work, drain the writers, then close the stores."""
     services.commands.close()
@@ -156,7 +224,9 @@ def close_services(services: Services) -> None:
     services.readers.shutdown(wait=True)
     services.keygen.shutdown(wait=True)
     services.runner.stop()
+    services.grants_runner.stop()
     services.ledger.close()
     services.usage.close()
     services.view.datastore.close()
+    services.grants_view.datastore.close()
     services.ledger.keystore.close()

@@ -14,6 +14,7 @@ from typing import Any
 
 from api.sigv4 import Credential
 from domain.errors import MalformedPolicyDocumentError
+from domain.grants import GrantLimits
 from domain.policy import parse_policy
 
 CONFIG_ENV = "KEYLEDGER_CONFIG"
@@ -21,6 +22,9 @@ DEFAULT_ACCOUNT = "000000000000"
 _PRINCIPAL_ARN = re.compile(r"^arn:aws[a-z-]*:iam::(\d{12}):(root|user/.+|role/.+)$")
 _SERVICE_PRINCIPAL = re.compile(r"^[a-z0-9-]+(\.[a-z0-9-]+)*\.amazonaws\.com$")
 _ACCOUNT = re.compile(r"^\d{12}$")
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class ConfigError(ValueError):
@@ -57,10 +61,37 @@ class Settings:
     reader_threads: int = 4
     dev_clock: bool = False  # POST /_dev/clock moves the domain clock (loopback only)
     scheduler_interval: float = 30.0
+    # [grants] propagation_seconds: how old a grant event must be before the grants view
+    # applies it (AWS: "usually less than five minutes"); 0 applies it at once.
+    grant_propagation_seconds: float = 0.0
+    grant_limits: GrantLimits = field(default_factory=GrantLimits)
+    # Any access key with any secret (local development, as LocalStack); loopback only.
+    open_credentials: bool = False
+    # Refuse every request from elsewhere, before authentication (empty: allow all).
+    allowed_source_ips: tuple[Network, ...] = ()
+    # aws:SourceVpce of requests that arrive on the unix socket (the private endpoint).
+    vpc_endpoint_id: str | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tcp: bool = True
+    unix_socket: Path | None = None
+    unix_socket_mode: int = 0o600
+    metrics_port: int | None = None  # /metrics on its own port instead of the API's
+    shutdown_timeout: float = 5.0  # in-flight requests get this long after SIGTERM
+    ready_max_lag_seconds: float = 30.0  # /ready fails while a view lags more than this
+    config_path: Path | None = None  # reread on SIGHUP
 
     def __post_init__(self) -> None:
         if self.dev_clock and not is_loopback(self.host):
             raise ConfigError("--dev-clock is refused unless the server binds a loopback address")
+        if self.open_credentials and not is_loopback(self.host):
+            raise ConfigError(
+                "--open-credentials is refused unless the server binds a loopback address"
+            )
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ConfigError("--tls-cert and --tls-key go together")
+        if not self.tcp and self.unix_socket is None:
+            raise ConfigError("--no-tcp needs --unix-socket: the server would listen nowhere")
         configs = tuple(
             p if isinstance(p, PrincipalConfig) else PrincipalConfig(p) for p in self.principals
         )
@@ -80,11 +111,76 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def load_principals(path: Path) -> tuple[PrincipalConfig, ...]:
+@dataclass(frozen=True)
+class ConfigFile:
+    """What a TOML configuration file sets."""
+
+    principals: tuple[PrincipalConfig, ...]
+    grant_propagation_seconds: float = 0.0
+    grant_limits: GrantLimits = field(default_factory=GrantLimits)
+    allowed_source_ips: tuple[Network, ...] = ()
+    vpc_endpoint_id: str | None = None
+
+
+def load_config(path: Path) -> ConfigFile:
     try:
         document = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as error:
         raise ConfigError(f"cannot read configuration {path}: {error}") from None
+    grants = _table(document, "grants", path)
+    limits = _table(document, "limits", path)
+    defaults = GrantLimits()
+    return ConfigFile(
+        principals=_principals(document, path),
+        grant_propagation_seconds=_number(grants, "propagation_seconds", 0.0, path),
+        grant_limits=GrantLimits(
+            per_key=int(_number(limits, "grants_per_key", defaults.per_key, path)),
+            per_principal_per_key=int(
+                _number(
+                    limits, "grants_per_principal_per_key", defaults.per_principal_per_key, path
+                )
+            ),
+        ),
+        allowed_source_ips=_networks(document.get("allowed_source_ips", []), path),
+        vpc_endpoint_id=_optional_text(document, "vpc_endpoint_id", path),
+    )
+
+
+def _networks(raw: object, path: Path) -> tuple[Network, ...]:
+    if not isinstance(raw, list):
+        raise ConfigError(f"{path}: allowed_source_ips must be a list of CIDR blocks")
+    try:
+        return tuple(ipaddress.ip_network(str(cidr), strict=False) for cidr in raw)
+    except ValueError as error:
+        raise ConfigError(f"{path}: allowed_source_ips: {error}") from None
+
+
+def _optional_text(document: dict[str, Any], name: str, path: Path) -> str | None:
+    value = document.get(name)
+    if value is not None and not isinstance(value, str):
+        raise ConfigError(f"{path}: {name} must be a string")
+    return value
+
+
+def load_principals(path: Path) -> tuple[PrincipalConfig, ...]:
+    return load_config(path).principals
+
+
+def _table(document: dict[str, Any], name: str, path: Path) -> dict[str, Any]:
+    table = document.get(name, {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: [{name}] must be a table")
+    return table
+
+
+def _number(table: dict[str, Any], name: str, default: float, path: Path) -> float:
+    value = table.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ConfigError(f"{path}: {name} must be a number of at least 0")
+    return float(value)
+
+
+def _principals(document: dict[str, Any], path: Path) -> tuple[PrincipalConfig, ...]:
     entries = document.get("principals", [])
     if not isinstance(entries, list) or not entries:
         raise ConfigError(f"{path}: expected at least one [[principals]] table")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from dataclasses import replace
 from typing import Any
@@ -10,12 +11,14 @@ from uuid import uuid4
 import orjson
 from aiohttp import web
 
+from api.observability import CALL
 from api.ops import OPERATIONS
 from api.recording import request_record
 from api.services import SERVICES, Call, Services
 from api.sts import caller_identity
 from api.sts import error_response as sts_error
 from domain.errors import (
+    AccessDeniedError,
     InternalError,
     KmsError,
     RequestTooLargeError,
@@ -39,7 +42,9 @@ async def handle(request: web.Request) -> web.Response:
         user_agent=request.headers.get("User-Agent"),
     )
     call.service = _claimed_service(request)
+    request[CALL] = call
     try:
+        _check_source(request, call)
         body = await _authenticate(request, call)
         if call.service == "sts":
             response = caller_identity(call, body)
@@ -63,6 +68,28 @@ async def not_found(request: web.Request) -> web.Response:
     )
     error = UnknownOperationError(f"{request.method} {request.path} is not a KMS operation.")
     return await _refuse(call, error)
+
+
+def _on_unix_socket(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is not None and isinstance(transport.get_extra_info("sockname"), str)
+
+
+def _check_source(request: web.Request, call: Call) -> None:
+    """``allowed_source_ips``: everything from elsewhere is refused before authentication
+    (and recorded, like every refusal). The unix socket is local, so always allowed."""
+    allowed = call.services.allowed_source_ips
+    if not allowed or _on_unix_socket(request):
+        return
+    try:
+        address = ipaddress.ip_address(call.source_ip or "")
+    except ValueError:
+        address = None
+    if address is None or not any(address in network for network in allowed):
+        raise AccessDeniedError(
+            f"Requests from {call.source_ip} are not accepted by this endpoint: the source "
+            "address is outside its allowed_source_ips."
+        )
 
 
 def _claimed_service(request: web.Request) -> str:
@@ -91,7 +118,12 @@ async def _authenticate(request: web.Request, call: Call) -> bytes:
         source_ip=call.source_ip,
         user_agent=call.user_agent,
         access_key_id=auth.access_key_id,
-        identity=services.callers[auth.access_key_id].identity(auth.region, call.source_ip),
+        identity=services.directory.caller(auth.access_key_id).identity(
+            auth.region,
+            call.source_ip,
+            secure_transport=request.secure,
+            source_vpce=services.vpc_endpoint_id if _on_unix_socket(request) else None,
+        ),
     )
     call.service = auth.service
     return body
@@ -105,6 +137,12 @@ async def _run(request: web.Request, call: Call, body: bytes) -> dict[str, Any]:
     if handler is None:
         raise UnsupportedOperationError(f"{call.operation} is not supported by keyledger yet.")
     call.params = services.wire.parse_request(call.operation, _json(request, body))
+    tokens = call.params.get("GrantTokens")
+    if tokens:
+        # Authenticated up front, whatever key they name: a forged or altered token is
+        # refused even where the policy alone would allow the request.
+        refs = tuple(services.ledger.tokens.read(token) for token in tokens)
+        call.ctx = replace(call.context, grant_tokens=refs)
     return await handler(call)
 
 
@@ -140,11 +178,13 @@ def _json(request: web.Request, body: bytes) -> object:
 
 async def _refuse(call: Call, error: KmsError) -> web.Response:
     """Every refusal is recorded before it is answered; if even that fails, say so."""
+    call.outcome = error.code
     try:
         await call.services.records(request_record(call, error))
     except Exception:
         log.exception("audit record failed", extra={"request_id": call.request_id})
         error = InternalError("An internal error occurred.")
+        call.outcome = error.code
     if call.service == "sts":
         return sts_error(call, error)
     return _respond(call, error.status, {"__type": error.code, "message": error.message})

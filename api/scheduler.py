@@ -33,11 +33,16 @@ class Scheduler:
         self._pass = asyncio.Lock()
 
     async def run_forever(self) -> None:
+        metrics = self.services.metrics
         while True:
             try:
-                await self.run_due()
+                done = await self.run_due()
             except Exception:
+                metrics.scheduler_runs.labels("failed").inc()
                 log.exception("scheduler pass failed; retrying at the next interval")
+            else:
+                metrics.scheduler_runs.labels("ok").inc()
+                metrics.scheduler_actions.inc(done)
             await asyncio.sleep(self.interval)
 
     async def run_due(self) -> int:

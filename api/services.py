@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from aiohttp import web
 
-from api.config import PrincipalConfig
+from api.config import Network
+from api.observability import Metrics
+from api.principals import Directory
 from api.sigv4 import SigV4Verifier
 from api.wire import WireModel
-from domain.authorization import Identity
-from domain.policy import Policy, Principal, parse_policy
 from domain.usage import RequestRecorded
 from domain.values import RequestContext
 from eventstore.clock import Clock
@@ -23,40 +23,11 @@ from eventstore.key_operations import KeyOperations
 from eventstore.ledger import Done, KeyLedger
 from eventstore.usage_ledger import UsageLedger
 from eventstore.writer import BatchWriter
+from projections.grants_view import GrantsView
 from projections.keys_view import KeysView
 from projections.runner import PollingRunner
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Caller:
-    """What authorization needs to know about an access key's principal."""
-
-    principal: Principal
-    policies: tuple[Policy, ...]
-    via_service: str | None
-    mentions_resource_aliases: bool
-
-    @classmethod
-    def from_config(cls, config: PrincipalConfig) -> Caller:
-        credential = config.credential
-        return cls(
-            principal=Principal(credential.principal_arn, credential.account_id, config.is_service),
-            policies=tuple(parse_policy(text) for text in config.policies),
-            via_service=config.via_service,
-            mentions_resource_aliases=any("resourcealiases" in t.lower() for t in config.policies),
-        )
-
-    def identity(self, region: str, source_ip: str | None) -> Identity:
-        via = f"{self.via_service}.{region}.amazonaws.com" if self.via_service else None
-        return Identity(
-            principal=self.principal,
-            policies=self.policies,
-            via_service=via,
-            source_ip=source_ip,
-            mentions_resource_aliases=self.mentions_resource_aliases,
-        )
 
 
 @dataclass
@@ -66,6 +37,8 @@ class Services:
     keys: KeyOperations
     view: KeysView
     runner: PollingRunner
+    grants_view: GrantsView
+    grants_runner: PollingRunner
     commands: BatchWriter[Callable[..., Any], Done]
     records: BatchWriter[RequestRecorded, int]
     readers: ThreadPoolExecutor
@@ -73,13 +46,19 @@ class Services:
     wire: WireModel
     clock: Clock
     max_body_bytes: int
-    callers: Mapping[str, Caller]  # by access key id
-    known_principals: frozenset[str]  # principal ARNs a key policy may name
+    directory: Directory  # access keys, their principals and policies
+    metrics: Metrics
+    allowed_source_ips: tuple[Network, ...] = ()
+    vpc_endpoint_id: str | None = None
     # Key generation (RSA takes up to a second) on its own threads: a burst of CreateKey
     # or GenerateDataKeyPair calls cannot take every reader from other requests.
     keygen: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(2, thread_name_prefix="keygen")
     )
+
+    @property
+    def known_principals(self) -> frozenset[str]:
+        return self.directory.known_principals
 
     async def read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a blocking read (aggregate load, view query) off the event loop."""
@@ -96,6 +75,11 @@ class Services:
         """Read-your-writes for List operations: wait for the view to reach every
         event this process has saved (a few milliseconds after a local write)."""
         await self.runner.caught_up(self.ledger.last_saved_id)
+
+    async def grants_current(self) -> None:
+        """The same for ListGrants, unless grants propagate with a delay on purpose."""
+        if not self.grants_runner.delay:
+            await self.grants_runner.caught_up(self.ledger.last_saved_id)
 
 
 SERVICES = web.AppKey("services", Services)
@@ -114,6 +98,7 @@ class Call:
     params: dict[str, Any] = field(default_factory=dict)
     key_arn: str | None = None
     recorded: bool = False  # True once the request's own events are durable
+    outcome: str = "success"  # or the error code answered (metrics, request log)
     service: str = "kms"  # the SigV4 credential scope's service
 
     @property

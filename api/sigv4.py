@@ -60,13 +60,14 @@ MSG_BOTH_AUTH = (
     "or the Authorization header should be specified"
 )
 MSG_HOST_UNSIGNED = "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization."
+_SIGNATURE_SHAPE = re.compile(r"^[0-9a-f]{64}$")
 MSG_CONTENT_SHA = "The provided 'x-amz-content-sha256' header does not match what was computed."
 
 
 @dataclass(frozen=True)
 class Credential:
     access_key_id: str
-    secret_access_key: str
+    secret_access_key: str | None  # None: not known (open credentials), shape-checked only
     principal_arn: str
     account_id: str
 
@@ -493,6 +494,10 @@ class SigV4Verifier:
         self, credential: Credential, scope: _Scope, amz_date: str, canonical: str, given: str
     ) -> None:
         # String to sign (create-signed-request.html, step 3); constant-time compare.
+        if credential.secret_access_key is None:
+            if not _SIGNATURE_SHAPE.match(given):
+                raise InvalidSignatureError(MSG_MISMATCH)
+            return
         digest = hashlib.sha256(canonical.encode("utf-8")).hexdigest()
         string_to_sign = f"{ALGORITHM}\n{amz_date}\n{scope.string()}\n{digest}"
         expected = _signature(credential.secret_access_key, scope, string_to_sign)

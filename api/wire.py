@@ -217,6 +217,12 @@ def _camel(name: str) -> str:
     return name[:1].lower() + name[1:]
 
 
+def missing_member(name: str) -> ValidationError:
+    """A member the model leaves optional but the operation needs (AWS answers with the
+    same text as for a required one)."""
+    return ValidationError(_summary([_missing(_camel(name))]))
+
+
 def _missing(path: str) -> str:
     return f"Value null at '{path}' failed to satisfy constraint: Member must not be null"
 

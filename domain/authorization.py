@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import functools
-import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from domain.errors import AccessDeniedError, MalformedPolicyDocumentError
+from domain.identity import Identity
 from domain.policy import (
     DENY_IN_IDENTITY_POLICY,
     LOCKOUT,
@@ -27,25 +26,8 @@ from domain.policy import (
 
 if TYPE_CHECKING:
     from domain.cmk import Cmk
+    from domain.grants import Grant
     from domain.values import RequestContext
-
-_ROOT = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:root$")
-
-
-@dataclass(frozen=True)
-class Identity:
-    """An authenticated caller as authorization sees it; never persisted."""
-
-    principal: Principal
-    policies: tuple[Policy, ...] = ()
-    via_service: str | None = None  # e.g. "s3.us-east-1.amazonaws.com"
-    source_ip: str | None = None
-    extra: Mapping[str, Any] = field(default_factory=dict)
-    mentions_resource_aliases: bool = False  # does any identity policy use that key?
-
-    @property
-    def is_root(self) -> bool:
-        return bool(_ROOT.match(self.principal.arn))
 
 
 def identity_of(ctx: RequestContext) -> Identity:
@@ -83,7 +65,8 @@ def caller_conditions(identity: Identity, now: datetime) -> dict[str, Any]:
         "aws:SourceIp": identity.source_ip,
         "aws:CurrentTime": now,
         "aws:EpochTime": int(now.timestamp()),
-        "aws:SecureTransport": False,
+        "aws:SecureTransport": identity.secure_transport,
+        "aws:SourceVpce": identity.source_vpce,
         "kms:ViaService": identity.via_service,
         **identity.extra,
     }
@@ -176,8 +159,13 @@ def authorize_key(
     *,
     aliases: list[str] | None = None,
     request_alias: str | None = None,
+    grants: Callable[[], Iterable[Grant]] | None = None,
 ) -> None:
-    """Key policy plus IAM policies (where the key policy delegates), explicit Deny wins."""
+    """Key policy plus IAM policies (where the key policy delegates), then grants; an
+    explicit Deny in any policy wins over every allow, grants included ("Determining
+    access to a KMS key", determining-access.html). Grants are looked at only when the
+    policies do not allow, so the common path pays nothing for them. The grant that
+    allowed the request is noted on the context for its audit record."""
     identity = identity_of(ctx)
     if identity.principal.arn == "":
         return  # keyledger itself (scheduler): service events are not authorized
@@ -192,8 +180,42 @@ def authorize_key(
         identity.principal, f"kms:{operation}", cmk.arn, cmk.account, conditions
     )
     outcome = authorize(key_policy(cmk.policy), identity.policies, request)
-    if not outcome.allowed:
-        raise AccessDeniedError(outcome.message(request))
+    if outcome.allowed:
+        return
+    if outcome.decision is not Decision.EXPLICIT_DENY and grants is not None:
+        grant = grant_allowing(grants(), identity, request, ctx.encryption_context)
+        if grant is not None:
+            ctx.grants_used.append(grant.grant_id)
+            return
+    raise AccessDeniedError(outcome.message(request))
+
+
+def grant_allowing(
+    grants: Iterable[Grant],
+    identity: Identity,
+    request: AccessRequest,
+    context: Mapping[str, str] | None,
+) -> Grant | None:
+    """The first grant that admits this caller for this operation. A grant names its
+    grantee exactly; a grant to an account root also serves the principals of that
+    account whose IAM policies allow the operation, as a key policy statement naming the
+    account does (grants.html, "grantee principal")."""
+    operation = request.action.removeprefix("kms:")
+    principal = identity.principal
+    delegated: bool | None = None
+    for grant in grants:
+        if not grant.admits(operation, context):
+            continue
+        if grant.grantee_principal == principal.arn:
+            return grant
+        if grant.grantee_principal == f"arn:aws:iam::{principal.account}:root":
+            if delegated is None:
+                delegated = any(
+                    evaluate(policy, request) is Decision.ALLOW for policy in identity.policies
+                )
+            if delegated:
+                return grant
+    return None
 
 
 def check_lockout(

@@ -8,18 +8,15 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
+from domain.cmk_grants import GrantRules
 from domain.cmk_lifecycle import AUTOMATIC, Lifecycle
 from domain.errors import (
     DisabledError,
     InvalidStateError,
     TagError,
 )
-from domain.key_specs import (
-    KEY_OPERATIONS,
-    algorithms,
-    check_operation_fits,
-    operations_fitting,
-)
+from domain.grants import Grant
+from domain.key_specs import KEY_OPERATIONS, algorithms, check_operation_fits
 from domain.values import (
     AWS_KMS,
     ENCRYPT_DECRYPT,
@@ -37,7 +34,7 @@ from domain.values import (
 CRYPTO_OPERATIONS = KEY_OPERATIONS
 
 
-class Cmk(Lifecycle, Aggregate):
+class Cmk(Lifecycle, GrantRules, Aggregate):
     """A customer master key. Commands check the KMS rules, then record an event."""
 
     TOPIC = "keyledger:Cmk"
@@ -76,6 +73,7 @@ class Cmk(Lifecycle, Aggregate):
             cmk.rotations = []
             cmk.deletion_date = None
             cmk.pending_window_days = None
+            cmk.grants = {}
 
     class Enabled(Event):
         TOPIC = "keyledger:Cmk.Enabled"
@@ -173,6 +171,45 @@ class Cmk(Lifecycle, Aggregate):
         def apply(self, cmk: Cmk) -> None:
             cmk.state = KeyState.DELETED
             cmk.next_rotation = None
+            cmk.grants = {}  # a key's grants are deleted with it
+
+    class GrantCreated(Event):
+        TOPIC = "keyledger:Cmk.GrantCreated"
+        grant_id: str
+        name: str | None
+        grantee_principal: str
+        retiring_principal: str | None
+        operations: list[str]
+        constraints: dict[str, dict[str, str]] | None
+        issuing_account: str
+
+        def apply(self, cmk: Cmk) -> None:
+            grant = Grant(
+                grant_id=self.grant_id,
+                key_id=str(cmk.id),
+                name=self.name,
+                grantee_principal=self.grantee_principal,
+                retiring_principal=self.retiring_principal,
+                operations=tuple(self.operations),
+                constraints=self.constraints,
+                issuing_account=self.issuing_account,
+                created=self.timestamp,
+            )
+            cmk.grants = {**cmk.grants, self.grant_id: grant}
+
+    class GrantRetired(Event):
+        TOPIC = "keyledger:Cmk.GrantRetired"
+        grant_id: str
+
+        def apply(self, cmk: Cmk) -> None:
+            cmk.grants = {k: v for k, v in cmk.grants.items() if k != self.grant_id}
+
+    class GrantRevoked(Event):
+        TOPIC = "keyledger:Cmk.GrantRevoked"
+        grant_id: str
+
+        def apply(self, cmk: Cmk) -> None:
+            cmk.grants = {k: v for k, v in cmk.grants.items() if k != self.grant_id}
 
     if TYPE_CHECKING:  # assigned by Created.apply; not dataclass fields of the aggregate
         account: str
@@ -193,6 +230,7 @@ class Cmk(Lifecycle, Aggregate):
         rotations: list[dict[str, Any]]
         deletion_date: datetime | None
         pending_window_days: int | None
+        grants: dict[str, Grant]
 
     @classmethod
     def create(
@@ -248,10 +286,6 @@ class Cmk(Lifecycle, Aggregate):
         self.check_not_pending()
         if operation in CRYPTO_OPERATIONS:
             check_operation_fits(self.arn, self.key_spec, self.key_usage, operation)
-
-    def operations_for_usage(self) -> frozenset[str]:
-        """The grant operations that fit this key (CreateGrant refuses the others)."""
-        return operations_fitting(self.key_spec, self.key_usage)
 
     def check_not_pending(self) -> None:
         if self.state is KeyState.PENDING_DELETION:

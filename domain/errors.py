@@ -133,6 +133,19 @@ class InternalError(KmsError):
     status = 500
 
 
+class InvalidGrantTokenError(KmsError):
+    """A grant token that is malformed, altered, forged, or names no live grant."""
+
+    code = "InvalidGrantTokenException"
+
+    def __init__(self, message: str = "The grant token is not valid.") -> None:
+        super().__init__(message)
+
+
+class InvalidGrantIdError(KmsError):
+    code = "InvalidGrantIdException"
+
+
 class KmsInvalidSignatureError(KmsError):
     """Verify of a signature that does not match: AWS raises, with no message, rather
     than answering SignatureValid false (Verify API reference)."""

@@ -215,34 +215,3 @@ def check_algorithm(key_spec: str, algorithm: str, offered: tuple[str, ...]) -> 
         raise InvalidKeyUsageError(
             f"Algorithm {algorithm} is incompatible with key spec {key_spec}."
         )
-
-
-# Every key may be described and have grants made and retired ("Grant operations" in
-# https://docs.aws.amazon.com/kms/latest/developerguide/grants.html#terms-grant-operations).
-_ALWAYS = frozenset({"DescribeKey", "CreateGrant", "RetireGrant"})
-_GRANT_OPERATIONS = {
-    ENCRYPT_DECRYPT: frozenset({"Decrypt", "Encrypt", "ReEncryptFrom", "ReEncryptTo"}),
-    SIGN_VERIFY: frozenset({"Sign", "Verify", "GetPublicKey"}),
-    GENERATE_VERIFY_MAC: frozenset({"GenerateMac", "VerifyMac"}),
-    KEY_AGREEMENT: frozenset({"DeriveSharedSecret", "GetPublicKey"}),
-    ENCAPSULATE_DECAPSULATE: frozenset({"Decapsulate", "GetPublicKey"}),
-}
-_SYMMETRIC_GRANT_OPERATIONS = frozenset(
-    {
-        "GenerateDataKey",
-        "GenerateDataKeyWithoutPlaintext",
-        "GenerateDataKeyPair",
-        "GenerateDataKeyPairWithoutPlaintext",
-    }
-)
-
-
-def operations_fitting(key_spec: str, key_usage: str) -> frozenset[str]:
-    """The grant operations a key of this spec and usage can perform; CreateGrant
-    refuses the others ("An operation unsupported by the key" in the grants guide)."""
-    operations = _ALWAYS | _GRANT_OPERATIONS.get(key_usage, frozenset())
-    if key_spec == SYMMETRIC_DEFAULT:
-        operations |= _SYMMETRIC_GRANT_OPERATIONS
-    elif key_usage == ENCRYPT_DECRYPT:
-        operations |= {"GetPublicKey"}
-    return operations

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 from domain.errors import InvalidAliasNameError, NotFoundError, ValidationError
 
 if TYPE_CHECKING:
-    from domain.authorization import Identity
+    from domain.grant_tokens import GrantRef
+    from domain.identity import Identity
 
 
 class KeyState(StrEnum):
@@ -44,7 +45,9 @@ _ALIAS_NAME_RE = re.compile(r"^alias/[a-zA-Z0-9/_-]+$")
 RESERVED_ALIAS_PREFIX = "alias/aws/"
 
 
-_TRANSIENT = frozenset({"identity", "conditions", "grants_used"})
+_TRANSIENT = frozenset(
+    {"identity", "conditions", "grants_used", "grant_tokens", "encryption_context"}
+)
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,11 @@ class RequestContext:
     # list is shared by every copy made with ``replace``, so the record sees what any step
     # used. Persisted as ``grant_id`` (CloudTrail's additionalEventData.grantId).
     grants_used: list[str] = field(default_factory=list, compare=False, repr=False)
+    # The grants the request's GrantTokens name (already authenticated), and the encryption
+    # context of the operation being authorized (None where the operation takes none), which
+    # grant constraints are checked against.
+    grant_tokens: tuple[GrantRef, ...] = field(default=(), compare=False, repr=False)
+    encryption_context: Mapping[str, str] | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def service(cls, account: str, region: str, request_id: str) -> RequestContext:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
@@ -24,6 +24,8 @@ from domain.errors import (
     KmsError,
     NotFoundError,
 )
+from domain.grant_tokens import GrantTokens
+from domain.grants import GRANT_OPERATIONS, Grant, GrantLimits
 from domain.values import (
     ENCRYPT_DECRYPT,
     SYMMETRIC_DEFAULT,
@@ -35,6 +37,7 @@ from domain.values import (
 )
 from eventstore.alias_commands import AliasCommands
 from eventstore.clock import Clock
+from eventstore.grant_commands import GrantCommands
 from eventstore.keystore import Keystore
 from eventstore.transcodings import BytesAsBase64
 from eventstore.unit_of_work import Done, Job, UnitOfWork
@@ -44,7 +47,7 @@ T = TypeVar("T")
 MATERIAL_PURPOSE = b"key-material"
 
 
-class KeyLedger(AliasCommands, Application):
+class KeyLedger(AliasCommands, GrantCommands, Application):
     """CMKs and aliases. Commands run on the writer thread through ``run_batch``."""
 
     name = "KeyLedger"
@@ -54,12 +57,17 @@ class KeyLedger(AliasCommands, Application):
         env: dict[str, str],
         keystore: Keystore,
         clock: Clock,
-        aliases_of: Callable[[str], list[str]] = lambda _key_id: [],
+        tokens: GrantTokens,
+        grant_limits: GrantLimits | None = None,
     ) -> None:
         self.keystore = keystore
         self.clock = clock
+        self.tokens = tokens
+        self.grant_limits = grant_limits or GrantLimits()
         # Alias names of a key, for kms:ResourceAliases; eventually consistent, as in AWS.
-        self.aliases_of = aliases_of
+        self.aliases_of: Callable[[str], list[str]] = lambda _key_id: []
+        # A key's grants as the grants view has them: eventually consistent, as in AWS.
+        self.grants_of: Callable[[str], Iterable[Grant]] = lambda _key_id: ()
         self.last_saved_id = 0
         self.listeners: list[Callable[[int], None]] = []
         super().__init__(env)
@@ -186,11 +194,36 @@ class KeyLedger(AliasCommands, Application):
         return cmk, ref.alias_name
 
     def authorize(
-        self, cmk: Cmk, ctx: RequestContext, operation: str, request_alias: str | None = None
+        self,
+        cmk: Cmk,
+        ctx: RequestContext,
+        operation: str,
+        request_alias: str | None = None,
+        *,
+        grant_filter: Callable[[Grant], bool] | None = None,
     ) -> None:
         aliases = self.aliases_of(str(cmk.id)) if mentions_resource_aliases(cmk, ctx) else []
+
+        def grants() -> list[Grant]:
+            """The grants view's grants of the key, and at once those the request's grant
+            tokens name, checked against the write model: a token of a retired or revoked
+            grant brings nothing back (grant-manage.html#using-grant-token)."""
+            found = [
+                cmk.grants[ref.grant_id]
+                for ref in ctx.grant_tokens
+                if ref.key_id == cmk.id and ref.grant_id in cmk.grants
+            ]
+            found += self.grants_of(str(cmk.id))
+            return [g for g in found if grant_filter(g)] if grant_filter else found
+
         authorize_key(
-            cmk, ctx, operation, self.clock(), aliases=aliases, request_alias=request_alias
+            cmk,
+            ctx,
+            operation,
+            self.clock(),
+            aliases=aliases,
+            request_alias=request_alias,
+            grants=grants if operation in GRANT_OPERATIONS else None,
         )
 
     def key_for_ciphertext(

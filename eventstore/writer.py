@@ -6,6 +6,7 @@ import asyncio
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Generic, TypeVar
@@ -29,8 +30,10 @@ class BatchWriter(Generic[J, R]):
         name: str,
         commit: Callable[[Sequence[J]], Sequence[R | BaseException]],
         max_batch: int = 256,
+        on_batch: Callable[[int, float], None] | None = None,
     ) -> None:
         self._commit = commit
+        self._on_batch = on_batch  # (jobs, seconds to commit): metrics
         self._max_batch = max_batch
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self.batches = 0
@@ -45,6 +48,10 @@ class BatchWriter(Generic[J, R]):
 
     async def __call__(self, job: J) -> R:
         return await asyncio.wrap_future(self.submit(job))
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
 
     def close(self) -> None:
         self._queue.put(_STOP)
@@ -74,11 +81,14 @@ class BatchWriter(Generic[J, R]):
     def _process(self, batch: list[tuple[J, Future[R]]]) -> None:
         self.batches += 1
         self.jobs += len(batch)
+        began = time.perf_counter()
         try:
             outcomes = self._commit([job for job, _ in batch])
         except BaseException as error:
             log.exception("batch of %d failed", len(batch))
             outcomes = [error] * len(batch)
+        if self._on_batch is not None:
+            self._on_batch(len(batch), time.perf_counter() - began)
         for (_, future), outcome in zip(batch, outcomes, strict=True):
             if isinstance(outcome, BaseException):
                 future.set_exception(outcome)

@@ -7,11 +7,11 @@ from datetime import datetime
 from functools import singledispatch
 from typing import Any
 
-from eventsourcing.persistence import Tracking
-from eventsourcing.sqlite import SQLiteCursor, SQLiteTrackingRecorder
+from eventsourcing.sqlite import SQLiteCursor
 
 from domain.alias import Alias
 from domain.cmk import Cmk
+from projections.versioned_view import VersionedView
 
 _TABLES = [
     "CREATE TABLE IF NOT EXISTS keys (key_id TEXT PRIMARY KEY, account TEXT NOT NULL, "
@@ -34,36 +34,15 @@ SCHEMA_VERSION = 2
 _VIEW_TABLES = ("keys", "aliases", "tags")
 
 
-class KeysView(SQLiteTrackingRecorder):
-    """View rows and the tracking position commit in one transaction, so each event
-    takes effect exactly once, and a restart resumes from the recorded position."""
+class KeysView(VersionedView):
+    """Keys, aliases and tags, for listings, the scheduler and kms:ResourceAliases."""
 
-    def construct_create_table_statements(self) -> list[str]:
-        return super().construct_create_table_statements() + _TABLES
+    SCHEMA_VERSION = SCHEMA_VERSION
+    TABLES = _TABLES
+    VIEW_TABLES = _VIEW_TABLES
 
-    def create_table(self) -> None:
-        """Create the tables; a view of another schema version is dropped first, with
-        its tracking, so the runner rebuilds it from position 0."""
-        with self.datastore.transaction(commit=True) as cursor:
-            cursor.execute("CREATE TABLE IF NOT EXISTS view_schema (version INTEGER)")
-            cursor.execute("SELECT version FROM view_schema")
-            row = cursor.fetchone()
-            if row is None or row[0] != SCHEMA_VERSION:
-                for table in _VIEW_TABLES:
-                    cursor.execute(f"DROP TABLE IF EXISTS {table}")
-                cursor.execute("DROP TABLE IF EXISTS tracking")
-                cursor.execute("DELETE FROM view_schema")
-                cursor.execute("INSERT INTO view_schema VALUES (?)", (SCHEMA_VERSION,))
-        super().create_table()
-
-    def process(self, events: Sequence[Any], tracking: Tracking) -> None:
-        with self.datastore.transaction(commit=True) as cursor:
-            for event in events:
-                project(event, cursor)
-            self._insert_tracking(cursor, tracking)
-
-    def position(self, application_name: str) -> int:
-        return self.max_tracking_id(application_name) or 0
+    def project(self, event: Any, cursor: SQLiteCursor) -> None:
+        project(event, cursor)
 
     def list_keys(self, account: str, region: str, after: str, limit: int) -> list[str]:
         return self._column(
@@ -92,6 +71,11 @@ class KeysView(SQLiteTrackingRecorder):
                 (key_id, after, limit),
             )
             return [(row[0], row[1]) for row in cursor.fetchall()]
+
+    def keys_by_state(self) -> dict[str, int]:
+        with self.datastore.transaction(commit=False) as cursor:
+            cursor.execute("SELECT state, COUNT(*) FROM keys GROUP BY state")
+            return {row[0]: int(row[1]) for row in cursor.fetchall()}
 
     def due_rotations(self, now: datetime) -> list[str]:
         return self._column(
@@ -125,11 +109,6 @@ class KeysView(SQLiteTrackingRecorder):
 
     def aliases_of(self, key_id: str) -> list[str]:
         return self._column("SELECT alias_id FROM aliases WHERE target_key_id = ?", (key_id,))
-
-    def _column(self, sql: str, params: tuple[Any, ...]) -> list[str]:
-        with self.datastore.transaction(commit=False) as cursor:
-            cursor.execute(sql, params)
-            return [row[0] for row in cursor.fetchall()]
 
 
 def _epoch(moment: datetime) -> float:

@@ -6,12 +6,14 @@ import asyncio
 import logging
 import threading
 import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from eventsourcing.application import Application
 from eventsourcing.persistence import IntegrityError, Tracking
 
-from projections.keys_view import KeysView
+from projections.versioned_view import VersionedView
 
 log = logging.getLogger("keyledger.projections")
 
@@ -21,21 +23,41 @@ class PollingRunner:
 
     Local writes call ``nudge`` so the view follows within milliseconds; writes by
     other processes on the same store are picked up within one poll interval.
+
+    With a ``delay``, an event is applied only once it is that many seconds old (by
+    ``clock``, the domain clock its timestamp came from): the view then lags the write
+    model on purpose, which is how the grants view models AWS's propagation delay.
     """
 
     def __init__(
-        self, app: Application, view: KeysView, interval: float = 0.25, batch: int = 500
+        self,
+        app: Application,
+        view: VersionedView,
+        *,
+        name: str = "keys",
+        interval: float = 0.25,
+        batch: int = 500,
+        delay: float = 0.0,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
-        self.app, self.view = app, view
+        self.app, self.view, self.name = app, view, name
         self.interval, self.batch = interval, batch
+        self.delay = timedelta(seconds=delay)
+        self.clock = clock or (lambda: datetime.now(UTC))
         self.position = view.position(app.name)
+        # Seconds from an event's timestamp to its view commit, worst since start: the
+        # view's own lag under load (the propagation delay included).
+        self.apply_lag_max = 0.0
+        self._wait = interval
         self._wake = threading.Event()
         self._catching_up = threading.Lock()
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="projection-keys", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name=f"projection-{self.name}", daemon=True
+        )
         self._thread.start()
 
     def stop(self) -> None:
@@ -44,31 +66,79 @@ class PollingRunner:
         if self._thread is not None:
             self._thread.join()
 
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
     def nudge(self, *_: Any) -> None:
         self._wake.set()
 
     def catch_up(self) -> int:
-        """Process everything recorded so far; returns the number of events projected."""
+        """Process everything recorded so far (that is old enough); returns the number
+        of events projected."""
         with self._catching_up:
             return self._catch_up()
 
     def _catch_up(self) -> int:
         processed = 0
+        self._wait = self.interval
         while True:
             notifications = self.app.recorder.select_notifications(
                 start=self.position, limit=self.batch, inclusive_of_start=False
             )
-            if not notifications:
-                return processed
             events = [self.app.mapper.to_domain_event(n) for n in notifications]
+            ready = self._ready(events)
+            if not ready:
+                return processed
             try:
-                self.view.process(events, Tracking(self.app.name, notifications[-1].id))
+                self.view.process(
+                    events[:ready], Tracking(self.app.name, notifications[ready - 1].id)
+                )
             except IntegrityError:
                 # Another runner on the same view got there first: resume from its position.
                 self.position = self.view.position(self.app.name)
                 continue
-            self.position = notifications[-1].id
-            processed += len(events)
+            self.position = notifications[ready - 1].id
+            processed += ready
+            oldest = (self.clock() - events[0].timestamp).total_seconds()
+            self.apply_lag_max = max(self.apply_lag_max, oldest)
+            if ready < len(events):
+                return processed
+
+    def _ready(self, events: list[Any]) -> int:
+        """How many of ``events`` (in log order) are old enough to apply; sets how long
+        to wait for the next one."""
+        if not self.delay:
+            return len(events)
+        horizon = self.clock() - self.delay
+        for index, event in enumerate(events):
+            if event.timestamp > horizon:
+                due_in = (event.timestamp - horizon).total_seconds()
+                self._wait = min(self.interval, max(due_in, 0.005))
+                return index
+        return len(events)
+
+    def status(self) -> dict[str, Any]:
+        """Position, head and lag, for operators (GET /projections)."""
+        head = self.app.recorder.max_notification_id() or 0
+        lag_seconds = 0.0
+        if head > self.position:
+            pending = self.app.recorder.select_notifications(
+                start=self.position, limit=1, inclusive_of_start=False
+            )
+            if pending:
+                event = self.app.mapper.to_domain_event(pending[0])
+                lag_seconds = max((self.clock() - event.timestamp).total_seconds(), 0.0)
+        return {
+            "name": self.name,
+            "position": self.position,
+            "head": head,
+            "lag_events": head - self.position,
+            "lag_seconds": round(lag_seconds, 3),
+            "apply_lag_max_seconds": round(self.apply_lag_max, 4),
+            "propagation_seconds": self.delay.total_seconds(),
+            "schema_version": self.view.SCHEMA_VERSION,
+        }
 
     async def caught_up(self, target: int, timeout: float = 2.0) -> bool:
         """Wait (without blocking the loop) until the view has processed ``target``."""
@@ -86,5 +156,5 @@ class PollingRunner:
             try:
                 self.catch_up()
             except Exception:
-                log.exception("projection failed; retrying after the poll interval")
-            self._wake.wait(self.interval)
+                log.exception("projection %s failed; retrying after the poll interval", self.name)
+            self._wake.wait(self._wait)

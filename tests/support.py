@@ -51,6 +51,7 @@ class ThreadServer:
     port: int = 0
     _loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.new_event_loop)
     _thread: threading.Thread | None = None
+    app: web.Application | None = None
 
     @property
     def endpoint(self) -> str:
@@ -69,7 +70,8 @@ class ThreadServer:
 
     def _serve(self, ready: threading.Event) -> None:
         asyncio.set_event_loop(self._loop)
-        runner = web.AppRunner(create_app(self.settings))
+        self.app = create_app(self.settings)
+        runner = web.AppRunner(self.app)
         self._loop.run_until_complete(runner.setup())
         site = web.TCPSite(runner, "127.0.0.1", 0)
         self._loop.run_until_complete(site.start())

@@ -5,7 +5,18 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from api.ops import agreement, aliases, crypto, key_pairs, keys, lifecycle, mac, signing, tags
+from api.ops import (
+    agreement,
+    aliases,
+    crypto,
+    grants,
+    key_pairs,
+    keys,
+    lifecycle,
+    mac,
+    signing,
+    tags,
+)
 from api.services import Call
 
 Operation = Callable[[Call], Awaitable[dict[str, Any]]]
@@ -16,6 +27,7 @@ OPERATIONS: dict[str, Operation] = {
     **aliases.OPERATIONS,
     **tags.OPERATIONS,
     **lifecycle.OPERATIONS,
+    **grants.OPERATIONS,
     **signing.OPERATIONS,
     **key_pairs.OPERATIONS,
     **mac.OPERATIONS,

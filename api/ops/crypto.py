@@ -33,12 +33,14 @@ def _no_recipient(call: Call) -> None:
 
 
 def _with_request_conditions(call: Call, context_param: str, algorithm_param: str) -> None:
-    """kms:EncryptionContext:*, kms:EncryptionContextKeys and kms:EncryptionAlgorithm."""
+    """kms:EncryptionContext:*, kms:EncryptionContextKeys and kms:EncryptionAlgorithm; the
+    same encryption context is what grant constraints are checked against."""
+    context = call.params.get(context_param, {})
     conditions = request_conditions(
-        encryption_context=call.params.get(context_param, {}),
+        encryption_context=context,
         algorithm=call.params.get(algorithm_param, SYMMETRIC_DEFAULT),
     )
-    call.ctx = replace(call.context, conditions=conditions)
+    call.ctx = replace(call.context, conditions=conditions, encryption_context=context)
 
 
 async def encrypt(call: Call) -> dict[str, Any]:
@@ -111,6 +113,10 @@ def _open(
 async def _dry_run_without_ciphertext(call: Call, operation: str) -> dict[str, Any]:
     """DryRunModifiers IGNORE_CIPHERTEXT: the KeyId becomes required instead."""
     key_id = call.params.get("KeyId") or call.params.get("DestinationKeyId")
+    context_param = (
+        "EncryptionContext" if operation == "Decrypt" else "DestinationEncryptionContext"
+    )
+    _with_request_conditions(call, context_param, "EncryptionAlgorithm")
     if key_id is None:
         raise ValidationError("KeyId is required when DryRunModifiers includes IGNORE_CIPHERTEXT.")
     cmk = await call.read(call.services.keys.usable_key, call.context, key_id, operation)

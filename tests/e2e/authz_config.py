@@ -14,6 +14,7 @@ from typing import Any
 
 from api.config import PrincipalConfig, Settings
 from api.sigv4 import Credential
+from tests.support import ProcessServer, ThreadServer
 
 REGION = "us-east-1"
 ACCOUNT_A = "111111111111"
@@ -128,6 +129,25 @@ CAST = {
 }
 # Only in the TOML file: a service principal acting in account A.
 S3_SERVICE = Cast("s3-service", "s3.amazonaws.com", ACCOUNT_A, is_service=True)
+
+
+@dataclass
+class World:
+    """A running server with the whole cast, and a boto3 client per principal."""
+
+    server: ThreadServer | ProcessServer
+    data_dir: Path
+    _clients: dict[str, Any] = field(default_factory=dict)
+
+    def __call__(self, name: str, service: str = "kms") -> Any:
+        if (name, service) not in self._clients:
+            cast = S3_SERVICE if name == S3_SERVICE.name else CAST[name]
+            self._clients[name, service] = self.server.client(
+                service,
+                aws_access_key_id=cast.access_key_id,
+                aws_secret_access_key=cast.secret_access_key,
+            )
+        return self._clients[name, service]
 
 
 def settings(data_dir: Path) -> Settings:

@@ -329,17 +329,17 @@ def test_every_model_operation_not_built_is_an_unsupported_operation(
     assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "Enabled"
 
 
-@pytest.mark.parametrize("operation", ["ImportKeyMaterial", "CreateGrant", "GetPublicKey"])
+@pytest.mark.parametrize(
+    "operation", ["ImportKeyMaterial", "GetParametersForImport", "GetPublicKey"]
+)
 def test_boto3_sees_unbuilt_operations_as_unsupported(kms: Any, operation: str) -> None:
     key_id = kms.create_key()["KeyMetadata"]["KeyId"]
     calls = {
         "ImportKeyMaterial": lambda: kms.import_key_material(
             KeyId=key_id, ImportToken=b"t", EncryptedKeyMaterial=b"m"
         ),
-        "CreateGrant": lambda: kms.create_grant(
-            KeyId=key_id,
-            GranteePrincipal="arn:aws:iam::000000000000:root",
-            Operations=["Encrypt"],
+        "GetParametersForImport": lambda: kms.get_parameters_for_import(
+            KeyId=key_id, WrappingAlgorithm="RSAES_OAEP_SHA_256", WrappingKeySpec="RSA_2048"
         ),
         "GetPublicKey": lambda: kms.get_public_key(KeyId=key_id),
     }

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ from tests.e2e.authz_config import (
     CAST,
     REGION,
     S3_SERVICE,
+    World,
     alias_arn,
     allow,
     document,
@@ -53,25 +53,6 @@ MANAGED_SERVICES = (
 )
 LOCKOUT = "The new key policy will not allow you to update the key policy in the future."
 INVALID_PRINCIPALS = "Policy contains a statement with one or more invalid principals."
-
-
-@dataclass
-class World:
-    """A running server with the whole cast, and a boto3 client per principal."""
-
-    server: ThreadServer | ProcessServer
-    data_dir: Path
-    _clients: dict[str, Any] = field(default_factory=dict)
-
-    def __call__(self, name: str, service: str = "kms") -> Any:
-        if (name, service) not in self._clients:
-            cast = S3_SERVICE if name == S3_SERVICE.name else CAST[name]
-            self._clients[name, service] = self.server.client(
-                service,
-                aws_access_key_id=cast.access_key_id,
-                aws_secret_access_key=cast.secret_access_key,
-            )
-        return self._clients[name, service]
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from domain.grant_tokens import GrantTokens
 from eventstore.clock import system_clock
 from eventstore.keystore import Keystore
 from eventstore.ledger import KeyLedger
@@ -19,8 +20,10 @@ def sqlite_env(path: Path) -> dict[str, str]:
 
 
 def open_ledger(data_dir: Path) -> KeyLedger:
-    keystore = Keystore(str(data_dir / "keystore.db"), load_root_key(data_dir, {}))
-    return KeyLedger(sqlite_env(data_dir / "keyledger.db"), keystore, system_clock)
+    root_key = load_root_key(data_dir, {})
+    keystore = Keystore(str(data_dir / "keystore.db"), root_key)
+    tokens = GrantTokens.from_root_key(root_key)
+    return KeyLedger(sqlite_env(data_dir / "keyledger.db"), keystore, system_clock, tokens)
 
 
 def open_usage(data_dir: Path) -> UsageLedger:

@@ -10,12 +10,15 @@ import pytest
 
 from domain.cmk import Cmk
 from domain.errors import AlreadyExistsError, NotFoundError
+from domain.grant_tokens import GrantTokens
 from domain.values import KeyState
 from eventstore.clock import system_clock
 from eventstore.keystore import Keystore
 from eventstore.ledger import Done, KeyLedger
 from tests.integration.stores import sqlite_env
 from tests.unit.test_cmk import CTX
+
+TOKENS = GrantTokens(b"t" * 32)
 
 
 @pytest.fixture(params=["memory", "sqlite"])
@@ -27,7 +30,7 @@ def env(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
 
 @pytest.fixture
 def ledger(env: dict[str, str], tmp_path: Path) -> Iterator[KeyLedger]:
-    app = KeyLedger(env, Keystore(str(tmp_path / "keystore.db"), b"r" * 32), system_clock)
+    app = KeyLedger(env, Keystore(str(tmp_path / "keystore.db"), b"r" * 32), system_clock, TOKENS)
     yield app
     app.close()
 
@@ -47,7 +50,7 @@ def test_commands_change_the_key_and_a_fresh_ledger_replays_it(
     assert cmk.state is KeyState.DISABLED
     if env["PERSISTENCE_MODULE"] == "eventsourcing.popo":
         return
-    reopened = KeyLedger(env, ledger.keystore, system_clock)
+    reopened = KeyLedger(env, ledger.keystore, system_clock, TOKENS)
     again = reopened.read_key(CTX, str(key_id), "DescribeKey")
     assert again.metadata() == cmk.metadata()
     assert (again.tags, again.version) == ({"a": "b"}, 3)
@@ -75,7 +78,7 @@ def test_two_ledgers_on_one_store_do_not_lose_each_others_writes(
     if env["PERSISTENCE_MODULE"] == "eventsourcing.popo":
         pytest.skip("two processes share only a real store")
     keystore = Keystore(str(tmp_path / "keystore.db"), b"r" * 32)
-    first, second = (KeyLedger(env, keystore, system_clock) for _ in range(2))
+    first, second = (KeyLedger(env, keystore, system_clock, TOKENS) for _ in range(2))
     key_id = create(first)["KeyId"]
     second.read_key(CTX, str(key_id), "DescribeKey")  # warm its cache at version 1
     first.run(functools.partial(first.tag_resource, ctx=CTX, key_id=key_id, tags={"a": "1"}))

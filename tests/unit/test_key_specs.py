@@ -9,7 +9,8 @@ from cryptography.hazmat.primitives.asymmetric import mlkem
 
 from domain import key_material
 from domain.errors import InvalidKeyUsageError, UnsupportedOperationError, ValidationError
-from domain.key_specs import KEY_SPECS, check_create, operations_fitting
+from domain.grants import operations_fitting
+from domain.key_specs import KEY_SPECS, check_create
 
 BASE = {"DescribeKey", "CreateGrant", "RetireGrant"}
 
@@ -33,7 +34,11 @@ BASE = {"DescribeKey", "CreateGrant", "RetireGrant"}
         ("RSA_4096", "SIGN_VERIFY", BASE | {"Sign", "Verify", "GetPublicKey"}),
         ("ECC_NIST_P256", "KEY_AGREEMENT", BASE | {"DeriveSharedSecret", "GetPublicKey"}),
         ("HMAC_512", "GENERATE_VERIFY_MAC", BASE | {"GenerateMac", "VerifyMac"}),
-        ("ML_KEM_768", "ENCAPSULATE_DECAPSULATE", BASE | {"Decapsulate", "GetPublicKey"}),
+        (
+            "ML_KEM_768",
+            "ENCAPSULATE_DECAPSULATE",
+            BASE | {"Encapsulate", "Decapsulate", "GetPublicKey"},
+        ),
     ],
 )
 def test_grant_operations_fit_the_key(spec: str, usage: str, expected: set[str]) -> None:

@@ -1,0 +1,59 @@
+"""GET /health (the process answers) and GET /ready (it can do its work), for load
+balancers and orchestrators. Unauthenticated, so they say nothing of keys, principals or
+configuration: only which checks pass."""
+
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+from aiohttp import web
+
+from api.services import SERVICES, Services
+
+READY_MAX_LAG = web.AppKey("ready_max_lag", float)
+
+
+async def health(request: web.Request) -> web.Response:
+    return _json(200, {"status": "ok"})
+
+
+async def ready(request: web.Request) -> web.Response:
+    services = request.app.get(SERVICES)
+    if services is None:
+        return _json(503, {"ready": False, "checks": {"stores": False}})
+    bound = request.app[READY_MAX_LAG]
+    loop = asyncio.get_running_loop()
+    checks = await loop.run_in_executor(services.readers, _checks, services, bound)
+    ok = all(checks.values())
+    return _json(200 if ok else 503, {"ready": ok, "checks": checks})
+
+
+def _checks(services: Services, bound: float) -> dict[str, bool]:
+    """Stores answer, writer and projection threads live, views within their lag bound
+    (the grants view's bound is its propagation delay plus the same margin)."""
+    checks = {
+        "stores": _stores_answer(services),
+        "writer_keyledger": services.commands.alive,
+        "writer_usage": services.records.alive,
+    }
+    for runner in (services.runner, services.grants_runner):
+        status = runner.status()
+        checks[f"projection_{runner.name}"] = runner.alive and (
+            status["lag_seconds"] <= bound + status["propagation_seconds"]
+        )
+    return checks
+
+
+def _stores_answer(services: Services) -> bool:
+    try:
+        services.ledger.recorder.max_notification_id()
+        services.usage.recorder.max_notification_id()
+        services.view.keys_by_state()
+    except Exception:  # noqa: BLE001 - any failure means "not ready", said as such
+        return False
+    return True
+
+
+def _json(status: int, body: object) -> web.Response:
+    return web.Response(status=status, body=orjson.dumps(body), content_type="application/json")

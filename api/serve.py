@@ -1,0 +1,82 @@
+"""`keyledger serve`: listeners (TCP with optional TLS, a unix socket, a metrics port),
+and the signals an operator sends: SIGTERM/SIGINT to stop, SIGHUP to reload principals.
+
+Shutdown order: stop accepting; give in-flight requests ``shutdown_timeout`` seconds to
+finish (one whose body never arrives is cancelled then: nothing of it was written); drain
+the writers, so every acknowledged request is durable; close the stores; exit 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import time
+
+from aiohttp import web
+
+from api.app import create_app, create_metrics_app
+from api.config import ConfigError, Settings, load_config
+from api.services import SERVICES
+from api.tls import server_context
+
+log = logging.getLogger("keyledger")
+
+
+async def serve(settings: Settings) -> None:
+    app = create_app(settings)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=settings.shutdown_timeout)
+    await runner.setup()
+    runners = [runner]
+    sites: list[web.BaseSite] = []
+    if settings.tcp:
+        context = (
+            server_context(settings.tls_cert, settings.tls_key)
+            if settings.tls_cert is not None and settings.tls_key is not None
+            else None
+        )
+        sites.append(web.TCPSite(runner, settings.host, settings.port, ssl_context=context))
+    if settings.unix_socket is not None:
+        settings.unix_socket.unlink(missing_ok=True)
+        sites.append(web.UnixSite(runner, settings.unix_socket))
+    if settings.metrics_port is not None:
+        metrics = web.AppRunner(create_metrics_app(app), access_log=None, shutdown_timeout=1)
+        await metrics.setup()
+        runners.insert(0, metrics)
+        sites.append(web.TCPSite(metrics, settings.host, settings.metrics_port))
+    for site in sites:
+        await site.start()
+    if settings.unix_socket is not None:
+        os.chmod(settings.unix_socket, settings.unix_socket_mode)
+    log.info("listening", extra={"address": ", ".join(site.name for site in sites)})
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, reload_principals, app, settings)
+    await stop.wait()
+
+    began = time.monotonic()
+    log.info("shutting down: no new connections; in-flight requests finish, writers drain")
+    for each in runners:
+        await each.cleanup()
+    if settings.unix_socket is not None:
+        settings.unix_socket.unlink(missing_ok=True)
+    log.info("stopped", extra={"seconds": round(time.monotonic() - began, 3)})
+
+
+def reload_principals(app: web.Application, settings: Settings) -> None:
+    """SIGHUP: reread the configuration file's principals; connections stay open. A file
+    that does not load leaves the principals as they were."""
+    if settings.config_path is None:
+        log.warning("SIGHUP: no configuration file to reload")
+        return
+    try:
+        principals = load_config(settings.config_path).principals
+    except ConfigError as error:
+        log.error("SIGHUP: configuration not reloaded: %s", error)
+        return
+    app[SERVICES].directory.reload(principals)
+    log.info("SIGHUP: %d principals loaded from %s", len(principals), settings.config_path)

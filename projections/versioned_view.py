@@ -1,0 +1,56 @@
+"""A SQLite view whose rows and tracking position commit together, with a schema version."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from eventsourcing.persistence import Tracking
+from eventsourcing.sqlite import SQLiteCursor, SQLiteTrackingRecorder
+
+
+class VersionedView(SQLiteTrackingRecorder):
+    """View rows and the tracking position commit in one transaction, so each event takes
+    effect exactly once, and a restart resumes from the recorded position. A view stored
+    under another ``SCHEMA_VERSION`` is dropped with its tracking and rebuilt from 0."""
+
+    SCHEMA_VERSION: ClassVar[int]
+    TABLES: ClassVar[Sequence[str]]  # CREATE statements
+    VIEW_TABLES: ClassVar[Sequence[str]]  # the tables to drop on a version change
+
+    def construct_create_table_statements(self) -> list[str]:
+        return super().construct_create_table_statements() + list(self.TABLES)
+
+    def create_table(self) -> None:
+        with self.datastore.transaction(commit=True) as cursor:
+            cursor.execute("CREATE TABLE IF NOT EXISTS view_schema (version INTEGER)")
+            cursor.execute("SELECT version FROM view_schema")
+            row = cursor.fetchone()
+            if row is None or row[0] != self.SCHEMA_VERSION:
+                for table in self.VIEW_TABLES:
+                    cursor.execute(f"DROP TABLE IF EXISTS {table}")
+                cursor.execute("DROP TABLE IF EXISTS tracking")
+                cursor.execute("DELETE FROM view_schema")
+                cursor.execute("INSERT INTO view_schema VALUES (?)", (self.SCHEMA_VERSION,))
+        super().create_table()
+
+    def process(self, events: Sequence[Any], tracking: Tracking) -> None:
+        with self.datastore.transaction(commit=True) as cursor:
+            for event in events:
+                self.project(event, cursor)
+            self._insert_tracking(cursor, tracking)
+        self.processed(events)
+
+    def project(self, event: Any, cursor: SQLiteCursor) -> None:
+        raise NotImplementedError
+
+    def processed(self, events: Sequence[Any]) -> None:
+        """After the transaction committed: refresh any in-memory state."""
+
+    def position(self, application_name: str) -> int:
+        return self.max_tracking_id(application_name) or 0
+
+    def _column(self, sql: str, params: tuple[Any, ...]) -> list[str]:
+        with self.datastore.transaction(commit=False) as cursor:
+            cursor.execute(sql, params)
+            return [row[0] for row in cursor.fetchall()]
