@@ -8,6 +8,7 @@ the botocore service model; the DescribeKey lists are in the order AWS answers t
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 from domain.errors import InvalidKeyUsageError, UnsupportedOperationError, ValidationError
 from domain.values import ENCRYPT_DECRYPT, SYMMETRIC_DEFAULT
@@ -26,6 +27,16 @@ RSA_SIGNING = (
     "RSASSA_PSS_SHA_512",
 )
 RSA_ENCRYPTION = ("RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_256")
+
+
+class KeyLike(Protocol):
+    """What UpdateAlias compares of two keys (a Cmk has these)."""
+
+    @property
+    def arn(self) -> str: ...
+
+    key_spec: str
+    key_usage: str
 
 
 @dataclass(frozen=True)
@@ -214,4 +225,22 @@ def check_algorithm(key_spec: str, algorithm: str, offered: tuple[str, ...]) -> 
     if algorithm not in offered:
         raise InvalidKeyUsageError(
             f"Algorithm {algorithm} is incompatible with key spec {key_spec}."
+        )
+
+
+def kind_of(key_spec: str) -> str:
+    """Symmetric, asymmetric or HMAC: the "type" UpdateAlias compares."""
+    family = KEY_SPECS[key_spec].family
+    return family if family in ("symmetric", "hmac") else "asymmetric"
+
+
+def check_same_kind(alias_arn: str, current: KeyLike, new: KeyLike) -> None:
+    """UpdateAlias: "The current and new KMS key must be the same type (both symmetric or
+    both asymmetric or both HMAC), and they must have the same key usage" (UpdateAlias
+    API reference), so code using the alias keeps working."""
+    if (kind_of(current.key_spec), current.key_usage) != (kind_of(new.key_spec), new.key_usage):
+        raise ValidationError(
+            f"{alias_arn} cannot point at {new.arn}: it is a {kind_of(new.key_spec)} key with "
+            f"key usage {new.key_usage}, and the alias points at a {kind_of(current.key_spec)} "
+            f"key with key usage {current.key_usage}."
         )

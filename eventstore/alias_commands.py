@@ -11,6 +11,7 @@ from domain.alias import Alias
 from domain.authorization import authorize_identity
 from domain.cmk import Cmk
 from domain.errors import InvalidStateError, LimitExceededError, NotFoundError
+from domain.key_specs import check_same_kind
 from domain.values import (
     MAX_ALIASES_PER_KEY,
     KeyState,
@@ -96,8 +97,10 @@ class AliasCommands:
         check_alias_name(alias_name, creating=True)
         alias = self._existing_alias(uow, ctx, alias_name)
         authorize_identity(ctx, "UpdateAlias", alias.arn, uow.now)
-        self._current_target(uow, ctx, alias, "UpdateAlias")
+        current = self._current_target(uow, ctx, alias, "UpdateAlias")
         cmk = self._alias_target(uow, ctx, target_key_id, "UpdateAlias")
+        if current is not None:
+            check_same_kind(alias.arn, current, cmk)
         self._check_alias_quota(uow, cmk, alias_name)
         alias.retarget(str(cmk.id), ctx, uow.now)
         return cmk.arn
@@ -119,11 +122,13 @@ class AliasCommands:
 
     def _current_target(
         self, uow: UnitOfWork, ctx: RequestContext, alias: Alias, operation: str
-    ) -> None:
+    ) -> Cmk | None:
         """An alias operation needs permission on the key the alias points at now."""
         cmk = uow.get(UUID(alias.target_key_id))
         if isinstance(cmk, Cmk) and cmk.state is not KeyState.DELETED:
             self.authorize(cmk, ctx, operation)
+            return cmk
+        return None
 
     def _check_alias_quota(self, uow: UnitOfWork, cmk: Cmk, alias_name: str) -> None:
         """Quota "Aliases per KMS key: 50" (KMS resource quotas): the view's count after

@@ -729,3 +729,25 @@ def test_every_new_operation_needs_an_enabled_key(kms: Any) -> None:
         kms.disable_key(KeyId=key["KeyId"])
     for key, call in calls:
         assert refused(call, k=key["KeyId"]) == ("DisabledException", f"{key['Arn']} is disabled.")
+
+
+def test_update_alias_keeps_the_key_type_and_usage(kms: Any) -> None:
+    """UpdateAlias: same type (symmetric, asymmetric, HMAC) and same key usage."""
+
+    def made(**params: str) -> dict[str, Any]:
+        return dict(kms.create_key(**params)["KeyMetadata"])
+
+    p256 = made(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")
+    kms.create_alias(AliasName="alias/signer", TargetKeyId=p256["KeyId"])
+    rsa_signer = made(KeySpec="RSA_3072", KeyUsage="SIGN_VERIFY")
+    kms.update_alias(AliasName="alias/signer", TargetKeyId=rsa_signer["KeyId"])  # both asymmetric
+    for other in (
+        made(),
+        made(KeySpec="RSA_2048", KeyUsage="ENCRYPT_DECRYPT"),
+        made(KeySpec="HMAC_256", KeyUsage="GENERATE_VERIFY_MAC"),
+    ):
+        code, message = refused(
+            kms.update_alias, AliasName="alias/signer", TargetKeyId=other["KeyId"]
+        )
+        assert code == "ValidationException" and other["Arn"] in message
+    assert kms.describe_key(KeyId="alias/signer")["KeyMetadata"]["KeyId"] == rsa_signer["KeyId"]
