@@ -15,6 +15,7 @@ from api.config import Network
 from api.observability import Metrics
 from api.principals import Directory
 from api.sigv4 import SigV4Verifier
+from api.throttle import Throttle
 from api.wire import WireModel
 from domain.usage import RequestRecorded
 from domain.values import RequestContext
@@ -47,6 +48,7 @@ class Services:
     clock: Clock
     max_body_bytes: int
     directory: Directory  # access keys, their principals and policies
+    throttle: Throttle
     metrics: Metrics
     allowed_source_ips: tuple[Network, ...] = ()
     vpc_endpoint_id: str | None = None

@@ -163,3 +163,9 @@ class KmsInvalidMacError(KmsError):
 
     def __init__(self) -> None:
         super().__init__("")
+
+
+class ThrottlingError(KmsError):
+    """A request quota was exceeded (requests-per-second.html); SDKs retry it."""
+
+    code = "ThrottlingException"
