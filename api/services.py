@@ -16,6 +16,7 @@ from api.config import Network
 from api.observability import Metrics
 from api.principals import Directory
 from api.sigv4 import SigV4Verifier
+from api.throttle import Throttle
 from api.wire import WireModel
 from domain.usage import RequestRecorded
 from domain.values import RequestContext
@@ -51,6 +52,7 @@ class Services:
     clock: Clock
     max_body_bytes: int
     directory: Directory  # access keys, their principals and policies
+    throttle: Throttle
     metrics: Metrics
     audit: AuditView
     audit_runner: AuditRunner
@@ -59,6 +61,11 @@ class Services:
     allowed_source_ips: tuple[Network, ...] = ()
     audit_follower: AuditFollower | None = None  # the audit view's follower process, if any
     vpc_endpoint_id: str | None = None
+    # Key generation (RSA takes up to a second) on its own threads: a burst of CreateKey
+    # or GenerateDataKeyPair calls cannot take every reader from other requests.
+    keygen: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(2, thread_name_prefix="keygen")
+    )
 
     @property
     def known_principals(self) -> frozenset[str]:
@@ -72,6 +79,12 @@ class Services:
         """Run a blocking read (aggregate load, view query) off the event loop."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.readers, functools.partial(fn, *args, **kwargs))
+
+    async def generate(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run CPU-heavy key generation off the event loop and the writer thread
+        (cryptography releases the GIL while it generates)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.keygen, functools.partial(fn, *args))
 
     async def views_current(self) -> None:
         """Read-your-writes for List operations: wait for the view to reach every

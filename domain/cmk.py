@@ -12,11 +12,11 @@ from domain.cmk_grants import GrantRules
 from domain.cmk_lifecycle import AUTOMATIC, Lifecycle
 from domain.errors import (
     DisabledError,
-    InvalidKeyUsageError,
     InvalidStateError,
     TagError,
 )
 from domain.grants import Grant
+from domain.key_specs import KEY_OPERATIONS, algorithms, check_operation_fits
 from domain.values import (
     AWS_KMS,
     ENCRYPT_DECRYPT,
@@ -27,19 +27,11 @@ from domain.values import (
     key_arn,
 )
 
-# Operations KMS refuses on a key that is not Enabled (key-state table, "Encrypt,
-# Decrypt, ... GenerateDataKey*" row: https://docs.aws.amazon.com/kms/latest/developerguide/key-state.html).
-CRYPTO_OPERATIONS = frozenset(
-    {
-        "Encrypt",
-        "Decrypt",
-        "ReEncrypt",
-        "ReEncryptFrom",
-        "ReEncryptTo",
-        "GenerateDataKey",
-        "GenerateDataKeyWithoutPlaintext",
-    }
-)
+# Operations KMS refuses on a key that is not Enabled (key-state table, rows "Encrypt,
+# Decrypt, ... GenerateDataKey*, GenerateDataKeyPair*" and "Sign, Verify, GenerateMac,
+# VerifyMac, GetPublicKey": https://docs.aws.amazon.com/kms/latest/developerguide/key-state.html;
+# DeriveSharedSecret and Encapsulate/Decapsulate list DisabledException in the model).
+CRYPTO_OPERATIONS = KEY_OPERATIONS
 
 
 class Cmk(Lifecycle, GrantRules, Aggregate):
@@ -253,8 +245,11 @@ class Cmk(Lifecycle, GrantRules, Aggregate):
         material_id: str,
         wrapped_material: bytes,
         key_manager: str = "CUSTOMER",
+        key_spec: str = SYMMETRIC_DEFAULT,
+        key_usage: str = ENCRYPT_DECRYPT,
     ) -> Cmk:
-        """CreateKey for a symmetric AWS_KMS key; material is decided by the caller."""
+        """CreateKey for an AWS_KMS key of any spec (checked by the caller against the
+        catalogue); material is decided and wrapped by the caller."""
         check_tags_allowed(list(tags))
         if len(tags) > MAX_TAGS_PER_KEY:
             raise TagError("Too many tags")
@@ -265,8 +260,8 @@ class Cmk(Lifecycle, GrantRules, Aggregate):
             request=ctx.as_dict(),
             account=ctx.account,
             region=ctx.region,
-            key_spec=SYMMETRIC_DEFAULT,
-            key_usage=ENCRYPT_DECRYPT,
+            key_spec=key_spec,
+            key_usage=key_usage,
             origin=AWS_KMS,
             description=description,
             policy=policy,
@@ -284,14 +279,13 @@ class Cmk(Lifecycle, GrantRules, Aggregate):
     # -- rules ---------------------------------------------------------------------
 
     def check_usable_for(self, operation: str) -> None:
-        """KMS key-state table: cryptographic operations need an Enabled key."""
+        """KMS key-state table: cryptographic operations need an Enabled key, and a
+        key serves only the operations of its key usage."""
         if self.state is KeyState.DISABLED:
             raise DisabledError(f"{self.arn} is disabled.")
         self.check_not_pending()
-        if self.key_usage != ENCRYPT_DECRYPT and operation in CRYPTO_OPERATIONS:
-            raise InvalidKeyUsageError(
-                f"{self.arn} key usage is {self.key_usage} which is not valid for {operation}."
-            )
+        if operation in CRYPTO_OPERATIONS:
+            check_operation_fits(self.arn, self.key_spec, self.key_usage, operation)
 
     def check_not_pending(self) -> None:
         if self.state is KeyState.PENDING_DELETION:
@@ -361,7 +355,7 @@ class Cmk(Lifecycle, GrantRules, Aggregate):
             "KeyManager": self.key_manager,
             "CustomerMasterKeySpec": self.key_spec,
             "KeySpec": self.key_spec,
-            "EncryptionAlgorithms": [SYMMETRIC_DEFAULT],
+            **algorithms(self.key_spec, self.key_usage),
             "MultiRegion": self.multi_region,
             "CurrentKeyMaterialId": self.current_material_id,
             "DeletionDate": self.deletion_date,

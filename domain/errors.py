@@ -144,3 +144,28 @@ class InvalidGrantTokenError(KmsError):
 
 class InvalidGrantIdError(KmsError):
     code = "InvalidGrantIdException"
+
+
+class KmsInvalidSignatureError(KmsError):
+    """Verify of a signature that does not match: AWS raises, with no message, rather
+    than answering SignatureValid false (Verify API reference)."""
+
+    code = "KMSInvalidSignatureException"
+
+    def __init__(self) -> None:
+        super().__init__("")
+
+
+class KmsInvalidMacError(KmsError):
+    """VerifyMac of a MAC that does not match; no message (VerifyMac API reference)."""
+
+    code = "KMSInvalidMacException"
+
+    def __init__(self) -> None:
+        super().__init__("")
+
+
+class ThrottlingError(KmsError):
+    """A request quota was exceeded (requests-per-second.html); SDKs retry it."""
+
+    code = "ThrottlingException"

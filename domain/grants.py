@@ -34,6 +34,8 @@ _BY_USAGE: Mapping[str, frozenset[str]] = {
     "SIGN_VERIFY": frozenset({"Sign", "Verify", "GetPublicKey"}),
     "GENERATE_VERIFY_MAC": frozenset({"GenerateMac", "VerifyMac"}),
     "KEY_AGREEMENT": frozenset({"DeriveSharedSecret", "GetPublicKey"}),
+    # ML-KEM keys (GrantOperation in botocore's KMS model from 1.44).
+    "ENCAPSULATE_DECAPSULATE": frozenset({"Encapsulate", "Decapsulate", "GetPublicKey"}),
 }
 # Asymmetric encryption keys: data keys and data key pairs come only from symmetric keys.
 _ASYMMETRIC_ENCRYPTION = frozenset(

@@ -25,8 +25,12 @@ from domain.errors import (
     NotFoundError,
 )
 from domain.grant_tokens import GrantTokens
-from domain.grants import GRANT_OPERATIONS, Grant, GrantLimits
+from domain.grants import GRANT_OPERATIONS, Grant
+from domain.quotas import ALIASES, CUSTOMER_MANAGED_KEYS, Limits
 from domain.values import (
+    ENCRYPT_DECRYPT,
+    RESERVED_ALIAS_PREFIX,
+    SYMMETRIC_DEFAULT,
     KeyState,
     RequestContext,
     default_key_policy,
@@ -37,6 +41,7 @@ from eventstore.alias_commands import AliasCommands
 from eventstore.clock import Clock
 from eventstore.grant_commands import GrantCommands
 from eventstore.keystore import Keystore
+from eventstore.resource_slots import ResourceSlots
 from eventstore.transcodings import BytesAsBase64
 from eventstore.unit_of_work import Done, Job, UnitOfWork
 
@@ -45,7 +50,7 @@ T = TypeVar("T")
 MATERIAL_PURPOSE = b"key-material"
 
 
-class KeyLedger(AliasCommands, GrantCommands, Application):
+class KeyLedger(AliasCommands, GrantCommands, ResourceSlots, Application):
     """CMKs and aliases. Commands run on the writer thread through ``run_batch``."""
 
     name = "KeyLedger"
@@ -56,12 +61,17 @@ class KeyLedger(AliasCommands, GrantCommands, Application):
         keystore: Keystore,
         clock: Clock,
         tokens: GrantTokens,
-        grant_limits: GrantLimits | None = None,
+        limits: Limits | None = None,
     ) -> None:
         self.keystore = keystore
         self.clock = clock
         self.tokens = tokens
-        self.grant_limits = grant_limits or GrantLimits()
+        self.limits = limits or Limits()
+        self.grant_limits = self.limits.grants
+        self.count_of: Callable[[str, str, str], int] = lambda _account, _region, _what: 0
+        # Request quotas of cryptographic operations: charged once the key (its type picks
+        # the quota) is known and the caller authorized.
+        self.throttle: Callable[[Cmk, RequestContext], None] = lambda _cmk, _ctx: None
         # Alias names of a key, for kms:ResourceAliases; eventually consistent, as in AWS.
         self.aliases_of: Callable[[str], list[str]] = lambda _key_id: []
         # A key's grants as the grants view has them: eventually consistent, as in AWS.
@@ -223,6 +233,7 @@ class KeyLedger(AliasCommands, GrantCommands, Application):
             request_alias=request_alias,
             grants=grants if operation in GRANT_OPERATIONS else None,
         )
+        self.throttle(cmk, ctx)
 
     def key_for_ciphertext(
         self, ctx: RequestContext, key_id: UUID, operation: str, named: str | None = None
@@ -255,14 +266,18 @@ class KeyLedger(AliasCommands, GrantCommands, Application):
         """Key management operations name their key by id or key ARN, never by alias."""
         return self.resolve(uow.get, ctx, key_id, operation, allow_alias=False)
 
-    def _new_material(self, uow: UnitOfWork, key_id: UUID) -> tuple[str, bytes]:
-        """A fresh material version: its wrapping key is durable in the keystore before
-        any event refers to it; the material itself leaves this method only wrapped."""
+    def _new_material(
+        self, uow: UnitOfWork, key_id: UUID, secret: bytes | None = None
+    ) -> tuple[str, bytes]:
+        """A material version: its wrapping key is durable in the keystore before any
+        event refers to it; the material itself leaves this method only wrapped. A
+        symmetric key's 256-bit material is made here; other material (``secret``) was
+        made before the command, off this thread (RSA generation takes up to a second)."""
         material_id = os.urandom(32).hex()
         wrapping_key = self.keystore.new_wrapping_key(key_id, material_id)
         uow.new_materials.append(material_id)
         aad = material_aad(MATERIAL_PURPOSE, key_id, material_id)
-        return material_id, wrap(wrapping_key, os.urandom(32), aad)
+        return material_id, wrap(wrapping_key, secret or os.urandom(32), aad)
 
     def create_key(
         self,
@@ -271,10 +286,16 @@ class KeyLedger(AliasCommands, GrantCommands, Application):
         description: str,
         policy: str | None,
         tags: dict[str, str],
+        *,
+        key_spec: str = SYMMETRIC_DEFAULT,
+        key_usage: str = ENCRYPT_DECRYPT,
+        material: bytes | None = None,
     ) -> dict[str, Any]:
+        """``material`` is required for every spec but SYMMETRIC_DEFAULT."""
         authorize_identity(ctx, "CreateKey", "*", uow.now)
+        self.take_slot(uow, ctx.account, ctx.region, CUSTOMER_MANAGED_KEYS)
         key_id = uuid4()
-        material_id, wrapped = self._new_material(uow, key_id)
+        material_id, wrapped = self._new_material(uow, key_id, material)
         cmk = Cmk.create(
             key_id=key_id,
             ctx=ctx,
@@ -284,6 +305,8 @@ class KeyLedger(AliasCommands, GrantCommands, Application):
             tags=tags,
             material_id=material_id,
             wrapped_material=wrapped,
+            key_spec=key_spec,
+            key_usage=key_usage,
         )
         uow.add(cmk)
         return cmk.metadata()
@@ -379,6 +402,8 @@ class KeyLedger(AliasCommands, GrantCommands, Application):
             return False
         ctx = RequestContext.service(cmk.account, cmk.region, str(uuid4()), "DeleteKey")
         cmk.delete(ctx, uow.now)
+        if cmk.key_manager == "CUSTOMER":
+            self.free_slot(uow, cmk.account, cmk.region, CUSTOMER_MANAGED_KEYS)
         for alias_id in alias_ids:
             alias = uow.get(alias_id)
             if (
@@ -387,4 +412,6 @@ class KeyLedger(AliasCommands, GrantCommands, Application):
                 and alias.target_key_id == str(key_id)
             ):
                 alias.delete(ctx, uow.now)
+                if not alias.name.startswith(RESERVED_ALIAS_PREFIX):
+                    self.free_slot(uow, cmk.account, cmk.region, ALIASES)
         return True

@@ -15,7 +15,8 @@ from projections.versioned_view import VersionedView
 
 _TABLES = [
     "CREATE TABLE IF NOT EXISTS keys (key_id TEXT PRIMARY KEY, account TEXT NOT NULL, "
-    "region TEXT NOT NULL, state TEXT NOT NULL, next_rotation REAL, deletion_date REAL)",
+    "region TEXT NOT NULL, state TEXT NOT NULL, next_rotation REAL, deletion_date REAL, "
+    "key_manager TEXT NOT NULL DEFAULT 'CUSTOMER')",
     "CREATE INDEX IF NOT EXISTS keys_by_rotation ON keys (next_rotation)",
     "CREATE INDEX IF NOT EXISTS keys_by_deletion ON keys (deletion_date)",
     "CREATE INDEX IF NOT EXISTS keys_by_owner ON keys (account, region, key_id)",
@@ -30,7 +31,7 @@ _TABLES = [
 
 
 # Bump when the tables change: an older view is dropped and rebuilt from the log.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _VIEW_TABLES = ("keys", "aliases", "tags")
 
 
@@ -71,6 +72,20 @@ class KeysView(VersionedView):
                 (key_id, after, limit),
             )
             return [(row[0], row[1]) for row in cursor.fetchall()]
+
+    def count(self, account: str, region: str, resource: str) -> int:
+        """Resources of an account as the view has them (quotas count from here once)."""
+        if resource == "customer_managed_keys":  # pending deletion counts, as AWS counts
+            sql = (
+                "SELECT COUNT(*) FROM keys WHERE account = ? AND region = ? "
+                "AND key_manager = 'CUSTOMER' AND state != 'Deleted'"
+            )
+        else:
+            sql = (
+                "SELECT COUNT(*) FROM aliases WHERE account = ? AND region = ? "
+                "AND target_key_id IS NOT NULL AND name NOT LIKE 'alias/aws/%'"
+            )
+        return int(self._column(sql, (account, region))[0])
 
     def keys_by_state(self) -> dict[str, int]:
         with self.datastore.transaction(commit=False) as cursor:
@@ -124,8 +139,9 @@ def project(event: object, cursor: SQLiteCursor) -> None:
 def _(event: Cmk.Created, cursor: SQLiteCursor) -> None:
     key_id = str(event.originator_id)
     cursor.execute(
-        "INSERT OR REPLACE INTO keys VALUES (?, ?, ?, 'Enabled', NULL, NULL)",
-        (key_id, event.account, event.region),
+        "INSERT OR REPLACE INTO keys (key_id, account, region, state, key_manager) "
+        "VALUES (?, ?, ?, 'Enabled', ?)",
+        (key_id, event.account, event.region, event.key_manager),
     )
     _set_tags(cursor, key_id, event.tags)
 

@@ -5,7 +5,19 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from api.ops import aliases, crypto, grants, keys, lifecycle, tags, usage
+from api.ops import (
+    agreement,
+    aliases,
+    crypto,
+    grants,
+    key_pairs,
+    keys,
+    lifecycle,
+    mac,
+    signing,
+    tags,
+    usage,
+)
 from api.services import Call
 
 Operation = Callable[[Call], Awaitable[dict[str, Any]]]
@@ -17,5 +29,9 @@ OPERATIONS: dict[str, Operation] = {
     **tags.OPERATIONS,
     **lifecycle.OPERATIONS,
     **grants.OPERATIONS,
+    **signing.OPERATIONS,
+    **key_pairs.OPERATIONS,
+    **mac.OPERATIONS,
+    **agreement.OPERATIONS,
     **usage.OPERATIONS,
 }

@@ -16,7 +16,7 @@ from domain.errors import (
     ValidationError,
 )
 from domain.values import DATA_KEY_BYTES, SYMMETRIC_DEFAULT
-from eventstore.key_operations import check_algorithm
+from eventstore.key_operations import Opened, check_algorithm
 
 IGNORE_CIPHERTEXT = "IGNORE_CIPHERTEXT"
 
@@ -54,13 +54,14 @@ def _encrypt(call: Call) -> dict[str, Any]:
     p, keys = call.params, call.services.keys
     cmk = keys.usable_key(call.context, p["KeyId"], "Encrypt")
     call.key_arn = cmk.arn
-    check_algorithm(cmk, p.get("EncryptionAlgorithm"))
+    algorithm = p.get("EncryptionAlgorithm", SYMMETRIC_DEFAULT)
+    check_algorithm(cmk, algorithm, p.get("EncryptionContext"))
     _dry_run(call)
-    sealed = keys.seal(cmk, p["Plaintext"], p.get("EncryptionContext"))
+    sealed = keys.seal(cmk, p["Plaintext"], p.get("EncryptionContext"), algorithm)
     return {
         "CiphertextBlob": sealed.blob,
         "KeyId": sealed.key_arn,
-        "EncryptionAlgorithm": SYMMETRIC_DEFAULT,
+        "EncryptionAlgorithm": algorithm,
     }
 
 
@@ -74,20 +75,39 @@ async def decrypt(call: Call) -> dict[str, Any]:
 
 
 def _decrypt(call: Call) -> dict[str, Any]:
-    p, keys = call.params, call.services.keys
-    blob = _ciphertext(p)
-    header = parse_header(blob)
-    cmk = keys.source_key(call.context, header, p.get("KeyId"), "Decrypt")
-    call.key_arn = cmk.arn
-    check_algorithm(cmk, p.get("EncryptionAlgorithm"))
-    opened = keys.open(cmk, header, blob, p.get("EncryptionContext"))
+    p = call.params
+    algorithm = p.get("EncryptionAlgorithm", SYMMETRIC_DEFAULT)
+    opened = _open(call, "Decrypt", p.get("KeyId"), algorithm, p.get("EncryptionContext"))
+    call.key_arn = opened.key_arn
     _dry_run(call)  # after the ciphertext is checked: only IGNORE_CIPHERTEXT skips that
     return {
         "KeyId": opened.key_arn,
         "Plaintext": opened.plaintext,
-        "EncryptionAlgorithm": SYMMETRIC_DEFAULT,
+        "EncryptionAlgorithm": algorithm,
         "KeyMaterialId": opened.material_id,
     }
+
+
+def _open(
+    call: Call,
+    operation: str,
+    key_id: str | None,
+    algorithm: str,
+    context: dict[str, str] | None,
+) -> Opened:
+    """A symmetric blob names its own key; an RSA ciphertext does not, so its key must
+    be named ("KeyId ... required when you decrypt with an asymmetric KMS key",
+    Decrypt API reference) with its algorithm. Without a KeyId, only a blob that
+    names its key can be opened."""
+    keys, blob = call.services.keys, _ciphertext(call.params)
+    if algorithm != SYMMETRIC_DEFAULT and key_id is not None:
+        cmk = keys.usable_key(call.context, key_id, operation)
+        check_algorithm(cmk, algorithm, context)
+        return keys.open_asymmetric(cmk, algorithm, blob)
+    header = parse_header(blob)
+    cmk = keys.source_key(call.context, header, key_id, operation)
+    check_algorithm(cmk, algorithm)
+    return keys.open(cmk, header, blob, context)
 
 
 async def _dry_run_without_ciphertext(call: Call, operation: str) -> dict[str, Any]:
@@ -126,24 +146,29 @@ def _re_encrypt(call: Call) -> dict[str, Any]:
     """ReEncryptFrom on the source key and ReEncryptTo on the destination, each with the
     condition keys of its own side of the request."""
     p, keys = call.params, call.services.keys
-    blob = _ciphertext(p)
-    header = parse_header(blob)
+    source_algorithm = p.get("SourceEncryptionAlgorithm", SYMMETRIC_DEFAULT)
+    destination_algorithm = p.get("DestinationEncryptionAlgorithm", SYMMETRIC_DEFAULT)
+    destination_context = p.get("DestinationEncryptionContext")
     _with_request_conditions(call, "SourceEncryptionContext", "SourceEncryptionAlgorithm")
-    source = keys.source_key(call.context, header, p.get("SourceKeyId"), "ReEncryptFrom")
+    opened = _open(
+        call,
+        "ReEncryptFrom",
+        p.get("SourceKeyId"),
+        source_algorithm,
+        p.get("SourceEncryptionContext"),
+    )
     _with_request_conditions(call, "DestinationEncryptionContext", "DestinationEncryptionAlgorithm")
     destination = keys.usable_key(call.context, p["DestinationKeyId"], "ReEncryptTo")
     call.key_arn = destination.arn
-    check_algorithm(source, p.get("SourceEncryptionAlgorithm"))
-    check_algorithm(destination, p.get("DestinationEncryptionAlgorithm"))
-    opened = keys.open(source, header, blob, p.get("SourceEncryptionContext"))
+    check_algorithm(destination, destination_algorithm, destination_context)
     _dry_run(call)
-    sealed = keys.seal(destination, opened.plaintext, p.get("DestinationEncryptionContext"))
+    sealed = keys.seal(destination, opened.plaintext, destination_context, destination_algorithm)
     return {
         "CiphertextBlob": sealed.blob,
         "SourceKeyId": opened.key_arn,
         "KeyId": sealed.key_arn,
-        "SourceEncryptionAlgorithm": SYMMETRIC_DEFAULT,
-        "DestinationEncryptionAlgorithm": SYMMETRIC_DEFAULT,
+        "SourceEncryptionAlgorithm": source_algorithm,
+        "DestinationEncryptionAlgorithm": destination_algorithm,
         "SourceKeyMaterialId": opened.material_id,
         "DestinationKeyMaterialId": sealed.material_id,
     }

@@ -7,6 +7,7 @@ from typing import Any
 from api.ops.managed import ensure_managed_key
 from api.ops.paging import after, page
 from api.services import Call
+from domain import key_material
 from domain.authorization import authorize_identity, check_lockout, request_conditions
 from domain.errors import (
     NotFoundError,
@@ -14,11 +15,11 @@ from domain.errors import (
     UnsupportedOperationError,
     ValidationError,
 )
+from domain.key_specs import check_create
 from domain.policy import validate_key_policy
 from domain.values import (
     AWS_KMS,
     DEFAULT_POLICY_NAME,
-    ENCRYPT_DECRYPT,
     SYMMETRIC_DEFAULT,
     key_arn,
 )
@@ -26,13 +27,13 @@ from domain.values import (
 
 async def create_key(call: Call) -> dict[str, Any]:
     p = call.params
-    _check_key_shape(p)
+    key_spec, key_usage = _check_key_shape(p)
     tags = tags_from(p.get("Tags", []))
     call.ctx = call.context.with_conditions(
         **request_conditions(tags=tags),
         **{
-            "kms:KeySpec": p.get("KeySpec", SYMMETRIC_DEFAULT),
-            "kms:KeyUsage": p.get("KeyUsage", ENCRYPT_DECRYPT),
+            "kms:KeySpec": key_spec,
+            "kms:KeyUsage": key_usage,
             "kms:KeyOrigin": p.get("Origin", AWS_KMS),
             "kms:BypassPolicyLockoutSafetyCheck": p.get("BypassPolicyLockoutSafetyCheck", False),
         },
@@ -40,11 +41,19 @@ async def create_key(call: Call) -> dict[str, Any]:
     policy = p.get("Policy")
     if policy is not None:
         checked_policy(call, policy)
+    # Made before the command, on the key generation threads: the writer thread commits
+    # for every request, and an RSA_4096 key takes up to a second to generate.
+    material = None
+    if key_spec != SYMMETRIC_DEFAULT:
+        material = await call.services.generate(key_material.generate, key_spec)
     metadata = await call.command(
         call.services.ledger.create_key,
         description=p.get("Description", ""),
         policy=policy,
         tags=tags,
+        key_spec=key_spec,
+        key_usage=key_usage,
+        material=material,
     )
     call.key_arn = metadata["Arn"]
     return {"KeyMetadata": metadata}
@@ -53,7 +62,11 @@ async def create_key(call: Call) -> dict[str, Any]:
 def checked_policy(call: Call, policy: str, key_arn: str | None = None) -> None:
     """Grammar, size, principals that exist, and the lockout safety check."""
     known = call.services.known_principals
-    document = validate_key_policy(policy, known_principal=known.__contains__)
+    document = validate_key_policy(
+        policy,
+        known_principal=known.__contains__,
+        max_bytes=call.services.ledger.limits.key_policy_bytes,
+    )
     if not call.params.get("BypassPolicyLockoutSafetyCheck"):
         check_lockout(document, call.context, call.services.clock(), key_arn)
 
@@ -71,20 +84,16 @@ async def put_key_policy(call: Call) -> dict[str, Any]:
     return {}
 
 
-def _check_key_shape(p: dict[str, Any]) -> None:
-    """CreateKey parameter rules (CreateKey API reference); only symmetric
-    encryption keys of origin AWS_KMS are built so far."""
+def _check_key_shape(p: dict[str, Any]) -> tuple[str, str]:
+    """CreateKey parameter rules (CreateKey API reference); keys of origin AWS_KMS only.
+    Returns the key spec and key usage."""
     if "KeySpec" in p and "CustomerMasterKeySpec" in p:
         raise ValidationError(
             "You cannot specify KeySpec and CustomerMasterKeySpec in the same request. "
             "CustomerMasterKeySpec parameter is deprecated. Use KeySpec only."
         )
     spec = p.get("KeySpec") or p.get("CustomerMasterKeySpec") or SYMMETRIC_DEFAULT
-    usage = p.get("KeyUsage", ENCRYPT_DECRYPT)
-    if spec != SYMMETRIC_DEFAULT:
-        raise UnsupportedOperationError(f"KeySpec {spec} is not supported by keyledger yet.")
-    if usage != ENCRYPT_DECRYPT:
-        raise ValidationError(f"KeyUsage {usage} is not compatible with KeySpec {spec}")
+    usage = check_create(spec, p.get("KeyUsage"))
     if p.get("Origin", AWS_KMS) != AWS_KMS:
         raise UnsupportedOperationError(f"Origin {p['Origin']} is not supported by keyledger yet.")
     for unsupported in ("CustomKeyStoreId", "XksKeyId"):
@@ -92,6 +101,7 @@ def _check_key_shape(p: dict[str, Any]) -> None:
             raise UnsupportedOperationError(f"{unsupported} is not supported by keyledger yet.")
     if p.get("MultiRegion"):
         raise UnsupportedOperationError("Multi-Region keys are not supported by keyledger yet.")
+    return spec, usage
 
 
 def tags_from(entries: list[dict[str, str]]) -> dict[str, str]:

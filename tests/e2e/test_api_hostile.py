@@ -329,11 +329,15 @@ def test_every_model_operation_not_built_is_an_unsupported_operation(
     assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "Enabled"
 
 
-@pytest.mark.parametrize("operation", ["Sign", "GetParametersForImport", "GetPublicKey"])
+@pytest.mark.parametrize(
+    "operation", ["ImportKeyMaterial", "GetParametersForImport", "GetPublicKey"]
+)
 def test_boto3_sees_unbuilt_operations_as_unsupported(kms: Any, operation: str) -> None:
     key_id = kms.create_key()["KeyMetadata"]["KeyId"]
     calls = {
-        "Sign": lambda: kms.sign(KeyId=key_id, Message=b"m", SigningAlgorithm="RSASSA_PSS_SHA_256"),
+        "ImportKeyMaterial": lambda: kms.import_key_material(
+            KeyId=key_id, ImportToken=b"t", EncryptedKeyMaterial=b"m"
+        ),
         "GetParametersForImport": lambda: kms.get_parameters_for_import(
             KeyId=key_id, WrappingAlgorithm="RSAES_OAEP_SHA_256", WrappingKeySpec="RSA_2048"
         ),

@@ -306,28 +306,10 @@ def test_management_operations_on_an_unknown_key_are_not_found(kms: Any) -> None
     assert refused(kms.list_key_policies, KeyId=key_id) == expected
 
 
-@pytest.mark.parametrize(
-    ("spec", "usage"),
-    [
-        ("RSA_2048", "ENCRYPT_DECRYPT"),
-        ("RSA_4096", "SIGN_VERIFY"),
-        ("ECC_NIST_P256", "SIGN_VERIFY"),
-        ("HMAC_256", "GENERATE_VERIFY_MAC"),
-    ],
-)
-def test_key_specs_not_built_yet_are_unsupported_operations(
-    kms: Any, spec: str, usage: str
-) -> None:
-    code, _ = refused(kms.create_key, KeySpec=spec, KeyUsage=usage)
-    assert code == "UnsupportedOperationException"
-    assert kms.list_keys()["Keys"] == []
-
-
 def test_other_unbuilt_key_shapes_are_unsupported_operations(kms: Any) -> None:
     for params in (
         {"Origin": "EXTERNAL"},
         {"MultiRegion": True},
-        {"CustomerMasterKeySpec": "RSA_2048", "KeyUsage": "SIGN_VERIFY"},
     ):
         code, _ = refused(kms.create_key, **params)
         assert code == "UnsupportedOperationException", params

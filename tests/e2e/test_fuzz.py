@@ -92,10 +92,21 @@ def test_generated_requests_for_every_operation_never_get_a_server_error(
     key = kms.create_key()["KeyMetadata"]
     kms.create_alias(AliasName="alias/fuzz", TargetKeyId=key["KeyId"])
     keys = [key["KeyId"], key["Arn"], "alias/fuzz", "alias/aws/s3", "nope"]
+    for spec, usage in (
+        ("RSA_2048", "SIGN_VERIFY"),
+        ("RSA_2048", "ENCRYPT_DECRYPT"),
+        ("ECC_NIST_P256", "KEY_AGREEMENT"),
+        ("ECC_NIST_EDWARDS25519", "SIGN_VERIFY"),
+        ("HMAC_256", "GENERATE_VERIFY_MAC"),
+        ("ML_DSA_44", "SIGN_VERIFY"),
+    ):
+        keys.append(kms.create_key(KeySpec=spec, KeyUsage=usage)["KeyMetadata"]["KeyId"])
     blobs = [kms.encrypt(KeyId=key["KeyId"], Plaintext=b"fuzz")["CiphertextBlob"]]
     generator = Generator(random.Random(SEED), keys, blobs)
     statuses: dict[int, int] = {}
-    for operation in sorted(OPERATIONS):
+    # Handlers the installed model has no operation for (Encapsulate/Decapsulate before
+    # botocore 1.44) are unreachable: the dispatcher refuses unknown targets first.
+    for operation in sorted(set(OPERATIONS) & set(KMS_MODEL.operation_names)):
         shape = KMS_MODEL.operation_model(operation).input_shape
         for _ in range(REQUESTS_PER_OPERATION):
             params = generator.structure(shape, 0) if shape is not None else {}
