@@ -41,6 +41,7 @@ from eventstore.clock import Clock, OffsetClock, system_clock
 from eventstore.key_operations import KeyOperations
 from eventstore.keystore import Keystore
 from eventstore.ledger import KeyLedger
+from eventstore.read_cache import ReadCache, sqlite_mark
 from eventstore.root_key import load_root_key
 from eventstore.usage_ledger import UsageLedger
 from eventstore.writer import BatchWriter
@@ -151,6 +152,14 @@ def _ledger_env(stores: dict[str, str], name: str) -> dict[str, str]:
     return env
 
 
+def _change_mark(stores: dict[str, str], ledger: KeyLedger) -> Callable[[], int]:
+    """What tells the read cache that the key store changed: SQLite's data_version (a
+    read of shared memory), else the notification log's head."""
+    if "keyledger" in stores:
+        return sqlite_mark(stores["keyledger"])
+    return lambda: ledger.recorder.max_notification_id() or 0
+
+
 def _root_key(settings: Settings) -> bytes:
     if settings.data_dir is None:
         return os.urandom(32)
@@ -173,6 +182,7 @@ def open_services(settings: Settings, clock: Clock, metrics: Metrics | None = No
         GrantTokens.from_root_key(root_key),
         settings.limits,
     )
+    ledger.read_cache = ReadCache(ledger.recorder, _change_mark(stores, ledger))
     usage = UsageLedger(_ledger_env(stores, "usageledger"))
     runner = PollingRunner(ledger, view)
     grants_runner = PollingRunner(

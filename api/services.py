@@ -24,6 +24,7 @@ from eventstore.audit_key import AuditKeyStore
 from eventstore.clock import Clock
 from eventstore.key_operations import KeyOperations
 from eventstore.ledger import Done, KeyLedger
+from eventstore.read_cache import NeedsStore, on_event_loop
 from eventstore.usage_ledger import UsageLedger
 from eventstore.writer import BatchWriter
 from projections.audit_runner import AuditRunner
@@ -80,6 +81,17 @@ class Services:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.readers, functools.partial(fn, *args, **kwargs))
 
+    async def read_cached(self, fn: Callable[..., T], *args: Any) -> T:
+        """A read of current, kept aggregates runs here on the event loop: a symmetric
+        Encrypt costs microseconds, less than a hop to a thread and back. Anything that
+        needs the store raises NeedsStore before it has charged or changed anything,
+        and runs again on a reader thread."""
+        try:
+            with on_event_loop():
+                return fn(*args)
+        except NeedsStore:
+            return await self.read(fn, *args)
+
     async def generate(self, fn: Callable[..., T], *args: Any) -> T:
         """Run CPU-heavy key generation off the event loop and the writer thread
         (cryptography releases the GIL while it generates)."""
@@ -130,3 +142,6 @@ class Call:
 
     async def read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return await self.services.read(fn, *args, **kwargs)
+
+    async def read_cached(self, fn: Callable[..., T], *args: Any) -> T:
+        return await self.services.read_cached(fn, *args)

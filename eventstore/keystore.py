@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import threading
 import time
+from collections.abc import Iterable
 from uuid import UUID
 
 from domain.crypto import material_aad, unwrap, wrap
@@ -74,6 +76,15 @@ class Keystore:
                 raise WrappingKeyMissing(material_id)
             self._cache[material_id] = row[0]
             return bytes(row[0])
+
+    def warm(self, material_ids: Iterable[str]) -> None:
+        """Load the wrapped wrapping keys of these materials now (on a reader thread), so
+        an operation on the event loop never waits for this store."""
+        for material_id in material_ids:
+            if material_id not in self._cache:
+                # A missing one is reported by the operation that needs it.
+                with contextlib.suppress(WrappingKeyMissing):
+                    self._load(material_id)
 
     def key_ids(self) -> set[str]:
         """Keys that still have wrapping keys (the deletion repair pass compares)."""

@@ -41,6 +41,7 @@ from eventstore.alias_commands import AliasCommands
 from eventstore.clock import Clock
 from eventstore.grant_commands import GrantCommands
 from eventstore.keystore import Keystore
+from eventstore.read_cache import NeedsStore, ReadCache, inline
 from eventstore.resource_slots import ResourceSlots
 from eventstore.transcodings import BytesAsBase64
 from eventstore.unit_of_work import Done, Job, UnitOfWork
@@ -77,6 +78,7 @@ class KeyLedger(AliasCommands, GrantCommands, ResourceSlots, Application):
         # A key's grants as the grants view has them: eventually consistent, as in AWS.
         self.grants_of: Callable[[str], Iterable[Grant]] = lambda _key_id: ()
         self.last_saved_id = 0
+        self.read_cache: ReadCache | None = None  # set by the composition root
         self.listeners: list[Callable[[int], None]] = []
         super().__init__(env)
 
@@ -152,7 +154,38 @@ class KeyLedger(AliasCommands, GrantCommands, ResourceSlots, Application):
 
     def peek(self, aggregate_id: UUID) -> Aggregate | None:
         """For reads: the cached aggregate itself, not a copy. Event apply methods
-        replace containers instead of changing them, so a reader's view stays whole."""
+        replace containers instead of changing them, so a reader's view stays whole.
+
+        On the event loop (``inline``) only a kept, current aggregate is returned;
+        anything else raises NeedsStore and the read is redone on a reader thread.
+        Only symmetric keys are used inline: their operations cost microseconds, less
+        than the hop; RSA and friends keep the reader pool."""
+        cache = self.read_cache
+        if cache is None:
+            return self._get_for_read(aggregate_id)
+        if inline():
+            if not cache.current():
+                raise NeedsStore
+            try:
+                kept = cache.get(aggregate_id)
+            except KeyError:
+                raise NeedsStore from None
+            if isinstance(kept, Cmk) and kept.key_spec != SYMMETRIC_DEFAULT:
+                raise NeedsStore
+            return kept
+        cache.sync()
+        try:
+            return cache.get(aggregate_id)
+        except KeyError:
+            epoch = cache.epoch()
+        aggregate = self._get_for_read(aggregate_id)
+        if aggregate is not None:
+            if isinstance(aggregate, Cmk):
+                self.keystore.warm(aggregate.materials)
+            cache.keep(aggregate_id, aggregate, epoch)
+        return aggregate
+
+    def _get_for_read(self, aggregate_id: UUID) -> Aggregate | None:
         try:
             return self.repository.get(aggregate_id, deepcopy_from_cache=False)
         except AggregateNotFoundError:
@@ -210,12 +243,19 @@ class KeyLedger(AliasCommands, GrantCommands, ResourceSlots, Application):
         *,
         grant_filter: Callable[[Grant], bool] | None = None,
     ) -> None:
-        aliases = self.aliases_of(str(cmk.id)) if mentions_resource_aliases(cmk, ctx) else []
+        if mentions_resource_aliases(cmk, ctx):
+            if inline():
+                raise NeedsStore  # the keys view is read on a reader thread
+            aliases = self.aliases_of(str(cmk.id))
+        else:
+            aliases = []
 
         def grants() -> list[Grant]:
             """The grants view's grants of the key, and at once those the request's grant
             tokens name, checked against the write model: a token of a retired or revoked
             grant brings nothing back (grant-manage.html#using-grant-token)."""
+            if inline():
+                raise NeedsStore  # the grants view may first catch up: a reader thread
             found = [
                 cmk.grants[ref.grant_id]
                 for ref in ctx.grant_tokens

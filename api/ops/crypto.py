@@ -46,7 +46,7 @@ def _with_request_conditions(call: Call, context_param: str, algorithm_param: st
 async def encrypt(call: Call) -> dict[str, Any]:
     _with_request_conditions(call, "EncryptionContext", "EncryptionAlgorithm")
     await ensure_managed_key(call, call.params["KeyId"])
-    return await call.read(_encrypt, call)
+    return await call.read_cached(_encrypt, call)
 
 
 def _encrypt(call: Call) -> dict[str, Any]:
@@ -71,7 +71,7 @@ async def decrypt(call: Call) -> dict[str, Any]:
     if p.get("DryRun") and IGNORE_CIPHERTEXT in p.get("DryRunModifiers", []):
         return await _dry_run_without_ciphertext(call, "Decrypt")
     _with_request_conditions(call, "EncryptionContext", "EncryptionAlgorithm")
-    return await call.read(_decrypt, call)
+    return await call.read_cached(_decrypt, call)
 
 
 def _decrypt(call: Call) -> dict[str, Any]:
@@ -139,7 +139,7 @@ async def re_encrypt(call: Call) -> dict[str, Any]:
     if p.get("DryRun") and IGNORE_CIPHERTEXT in p.get("DryRunModifiers", []):
         return await _dry_run_without_ciphertext(call, "ReEncryptTo")
     await ensure_managed_key(call, p["DestinationKeyId"])
-    return await call.read(_re_encrypt, call)
+    return await call.read_cached(_re_encrypt, call)
 
 
 def _re_encrypt(call: Call) -> dict[str, Any]:
@@ -187,7 +187,7 @@ async def _generate_data_key(call: Call, operation: str) -> tuple[bytes, dict[st
     size = data_key_size(call.params)
     _with_request_conditions(call, "EncryptionContext", "EncryptionAlgorithm")
     await ensure_managed_key(call, call.params["KeyId"])
-    return await call.read(_seal_data_key, call, operation, size)
+    return await call.read_cached(_seal_data_key, call, operation, size)
 
 
 def _seal_data_key(call: Call, operation: str, size: int) -> tuple[bytes, dict[str, Any]]:
