@@ -23,6 +23,7 @@ from api.config import (
 )
 from api.serve import serve
 from api.tls import write_dev_certificates
+from api.workers import run_workers, worker_index
 from domain.quotas import Quotas
 from eventstore.root_key import RootKeyError
 
@@ -186,6 +187,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "thread, or process: project the audit view in a child process, off the server's CPU",
         convert=str,
     )
+    _option(
+        serve,
+        "--workers",
+        "KEYLEDGER_WORKERS",
+        1,
+        "server processes sharing the port (SO_REUSEPORT) and the store",
+        convert=int,
+    )
     dev_cert = commands.add_parser(
         "dev-cert",
         help="write a development CA and a localhost certificate",
@@ -220,6 +229,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         shutdown_timeout=args.shutdown_timeout,
         config_path=config,
         audit_follower=args.audit_follower,
+        workers=args.workers,
+        run_scheduler=worker_index() in (None, 0),
     )
 
 
@@ -247,6 +258,9 @@ def main(argv: list[str] | None = None) -> int:
             log.error("%s", error)
             return 2
     _logging(args.log_format)
+    if args.workers > 1 and worker_index() is None:
+        settings_from(args)  # refuse a bad command line once, not in every worker
+        return run_workers(sys.argv[1:] if argv is None else argv, args.workers)
     try:
         settings = settings_from(args)
         asyncio.run(serve(settings))

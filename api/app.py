@@ -111,11 +111,13 @@ def _services_context(
         fault = settings.environ.get(DEV_FAULT_ENV) if settings.dev_clock else None
         scheduler = Scheduler(services, settings.scheduler_interval, fault)
         app[SCHEDULER] = scheduler
-        task = asyncio.create_task(scheduler.run_forever())
+        # With --workers, only the first runs the scheduler: its work is done once.
+        task = asyncio.create_task(scheduler.run_forever()) if settings.run_scheduler else None
         yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await loop.run_in_executor(None, close_services, services)
 
     return services_context

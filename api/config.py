@@ -88,8 +88,14 @@ class Settings:
     # "thread": the audit view follows the ledgers on a thread of the server; "process":
     # in a child process (`keyledger audit follow`), off the server's CPU and GIL.
     audit_follower: str = "thread"
+    workers: int = 1  # processes sharing the port and the store (api/workers.py)
+    run_scheduler: bool = True  # False in every worker but the first
 
     def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise ConfigError(f"--workers must be at least 1: {self.workers}")
+        if self.workers > 1 and self.unix_socket is not None:
+            raise ConfigError("--unix-socket serves one process: it cannot be used with --workers")
         if self.audit_follower not in ("thread", "process"):
             raise ConfigError(f"--audit-follower must be thread or process: {self.audit_follower}")
         if self.dev_clock and not is_loopback(self.host):

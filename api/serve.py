@@ -36,7 +36,15 @@ async def serve(settings: Settings) -> None:
             if settings.tls_cert is not None and settings.tls_key is not None
             else None
         )
-        sites.append(web.TCPSite(runner, settings.host, settings.port, ssl_context=context))
+        sites.append(
+            web.TCPSite(
+                runner,
+                settings.host,
+                settings.port,
+                ssl_context=context,
+                reuse_port=settings.workers > 1,
+            )
+        )
     if settings.unix_socket is not None:
         settings.unix_socket.unlink(missing_ok=True)
         sites.append(web.UnixSite(runner, settings.unix_socket))
@@ -44,7 +52,11 @@ async def serve(settings: Settings) -> None:
         metrics = web.AppRunner(create_metrics_app(app), access_log=None, shutdown_timeout=1)
         await metrics.setup()
         runners.insert(0, metrics)
-        sites.append(web.TCPSite(metrics, settings.host, settings.metrics_port))
+        sites.append(
+            web.TCPSite(
+                metrics, settings.host, settings.metrics_port, reuse_port=settings.workers > 1
+            )
+        )
     for site in sites:
         await site.start()
     if settings.unix_socket is not None:

@@ -39,6 +39,7 @@ from projections.audit_record import (
     usage_record,
     username,
 )
+from projections.versioned_view import create_tracking_table
 
 GENESIS = "0" * 64
 LEDGERS = (KEY_LEDGER, USAGE_LEDGER)
@@ -137,7 +138,7 @@ class AuditView(SQLiteTrackingRecorder):
         return super().construct_create_table_statements() + _TABLES
 
     def create_table(self) -> None:
-        super().create_table()
+        create_tracking_table(super().create_table)
         self._arns = self._load_arns()
 
     def _load_arns(self) -> dict[str, str]:

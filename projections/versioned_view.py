@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
-from eventsourcing.persistence import Tracking
+from eventsourcing.persistence import IntegrityError, Tracking
 from eventsourcing.sqlite import SQLiteCursor, SQLiteTrackingRecorder
+
+
+def create_tracking_table(create: Callable[[], None]) -> None:
+    """The library's create_table records its first migration in the tracking table; a
+    second process creating the same table at the same moment then fails on that row.
+    The other process's row stands, so looking again (which now finds it) is enough."""
+    try:
+        create()
+    except IntegrityError:
+        create()
 
 
 class VersionedView(SQLiteTrackingRecorder):
@@ -32,7 +42,7 @@ class VersionedView(SQLiteTrackingRecorder):
                 cursor.execute("DROP TABLE IF EXISTS tracking")
                 cursor.execute("DELETE FROM view_schema")
                 cursor.execute("INSERT INTO view_schema VALUES (?)", (self.SCHEMA_VERSION,))
-        super().create_table()
+        create_tracking_table(super().create_table)
 
     def process(self, events: Sequence[Any], tracking: Tracking) -> None:
         with self.datastore.transaction(commit=True) as cursor:
