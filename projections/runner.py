@@ -95,8 +95,12 @@ class PollingRunner:
                     events[:ready], Tracking(self.app.name, notifications[ready - 1].id)
                 )
             except IntegrityError:
-                # Another runner on the same view got there first: resume from its position.
-                self.position = self.view.position(self.app.name)
+                # Another process's runner on the same view got there first (its tracking
+                # is at or past this batch): the rows are there, but this process's
+                # in-memory part of the view (the grants by key) must take the same events,
+                # or a grant made or revoked through another server is never seen here.
+                self.view.processed(events[:ready])
+                self.position = notifications[ready - 1].id
                 continue
             self.position = notifications[ready - 1].id
             processed += ready
