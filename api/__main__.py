@@ -258,11 +258,10 @@ def main(argv: list[str] | None = None) -> int:
             log.error("%s", error)
             return 2
     _logging(args.log_format)
-    if args.workers > 1 and worker_index() is None:
-        settings_from(args)  # refuse a bad command line once, not in every worker
-        return run_workers(sys.argv[1:] if argv is None else argv, args.workers)
     try:
-        settings = settings_from(args)
+        settings = settings_from(args)  # a bad command line is refused once, not per worker
+        if settings.workers > 1 and worker_index() is None:
+            return run_workers(sys.argv[1:] if argv is None else argv, settings.workers)
         asyncio.run(serve(settings))
     except (ConfigError, RootKeyError, ValueError) as error:
         log.error("%s", error)

@@ -46,7 +46,9 @@ class NeedsStore(LookupError):
 
 
 def sqlite_mark(path: str) -> Mark:
-    """Changes whenever another connection (any thread or process) commits to ``path``."""
+    """Changes whenever another connection (any thread or process) commits to ``path``.
+    One connection for every thread: data_version values of different connections
+    cannot be compared with each other."""
     db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
     lock = threading.Lock()
 

@@ -3,18 +3,39 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 log = logging.getLogger("keyledger.writer")
 J = TypeVar("J")
 R = TypeVar("R")
 _STOP = object()
+
+
+class _LoopWaiter:
+    """An asyncio future of some event loop, answered from the writer thread."""
+
+    __slots__ = ("loop", "waiter")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, waiter: asyncio.Future[Any]) -> None:
+        self.loop, self.waiter = loop, waiter
+
+
+def _answer(answers: list[tuple[asyncio.Future[Any], object]]) -> None:
+    """On the waiting loop: one callback settles every waiter of a batch."""
+    for waiter, outcome in answers:
+        if waiter.done():  # the request was cancelled (client gone, shutdown timeout)
+            continue
+        if isinstance(outcome, BaseException):
+            waiter.set_exception(outcome)
+        else:
+            waiter.set_result(outcome)
 
 
 class BatchWriter(Generic[J, R]):
@@ -47,7 +68,12 @@ class BatchWriter(Generic[J, R]):
         return future
 
     async def __call__(self, job: J) -> R:
-        return await asyncio.wrap_future(self.submit(job))
+        """Queue ``job`` and wait for its outcome without a thread-safe future per job:
+        the writer answers a whole batch with one callback into each waiting loop."""
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[R] = loop.create_future()
+        self._queue.put((job, _LoopWaiter(loop, waiter)))
+        return await waiter
 
     @property
     def alive(self) -> bool:
@@ -65,9 +91,9 @@ class BatchWriter(Generic[J, R]):
             if stop:
                 return
 
-    def _take_batch(self) -> tuple[list[tuple[J, Future[R]]], bool]:
+    def _take_batch(self) -> tuple[list[tuple[J, Future[R] | _LoopWaiter]], bool]:
         item = self._queue.get()
-        batch: list[tuple[J, Future[R]]] = []
+        batch: list[tuple[J, Future[R] | _LoopWaiter]] = []
         while item is not _STOP:
             batch.append(item)  # type: ignore[arg-type]
             if len(batch) >= self._max_batch:
@@ -78,7 +104,7 @@ class BatchWriter(Generic[J, R]):
                 return batch, False
         return batch, True
 
-    def _process(self, batch: list[tuple[J, Future[R]]]) -> None:
+    def _process(self, batch: list[tuple[J, Future[R] | _LoopWaiter]]) -> None:
         self.batches += 1
         self.jobs += len(batch)
         began = time.perf_counter()
@@ -89,8 +115,14 @@ class BatchWriter(Generic[J, R]):
             outcomes = [error] * len(batch)
         if self._on_batch is not None:
             self._on_batch(len(batch), time.perf_counter() - began)
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[R], object]]] = {}
         for (_, future), outcome in zip(batch, outcomes, strict=True):
-            if isinstance(outcome, BaseException):
+            if isinstance(future, _LoopWaiter):
+                by_loop.setdefault(future.loop, []).append((future.waiter, outcome))
+            elif isinstance(outcome, BaseException):
                 future.set_exception(outcome)
             else:
                 future.set_result(outcome)
+        for loop, answers in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits
+                loop.call_soon_threadsafe(_answer, answers)
