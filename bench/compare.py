@@ -107,10 +107,13 @@ def start_moto(moto_server: str) -> Server:
     return Server("moto_server", endpoint, process)
 
 
-def start_keyledger(data_dir: Path, workers: int) -> Server:
+def start_keyledger(data_dir: Path, workers: int, source: Path | None = None) -> Server:
+    """This checkout's keyledger, or (``source``) another checkout's, e.g. main's."""
     port = free_port()
     command = [
-        str(Path(sys.executable).with_name("keyledger")),
+        sys.executable,
+        "-m",
+        "api",
         "serve",
         "--data-dir",
         str(data_dir),
@@ -124,11 +127,12 @@ def start_keyledger(data_dir: Path, workers: int) -> Server:
         command += ["--workers", str(workers)]
     log = (data_dir.parent / f"{data_dir.name}.log").open("wb")
     process = subprocess.Popen(  # noqa: S603 - our own command line
-        command, stdout=log, stderr=subprocess.STDOUT
+        command, stdout=log, stderr=subprocess.STDOUT, cwd=source or Path.cwd()
     )
     endpoint = f"http://127.0.0.1:{port}"
     wait_until_up(endpoint + "/health", process)
-    return Server(f"keyledger w={workers}", endpoint, process)
+    name = f"keyledger w={workers}" if source is None else f"baseline w={workers}"
+    return Server(name, endpoint, process)
 
 
 def fsync_ms(directory: Path, count: int = 200) -> float:
@@ -222,6 +226,12 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--duration", type=float, default=5.0)
     p.add_argument("--warmup", type=float, default=1.0)
+    p.add_argument(
+        "--baseline",
+        type=Path,
+        default=None,
+        help="another checkout (e.g. `git archive main`) to run beside this one",
+    )
     p.add_argument("--keys", type=int, default=0, help="keys to create first in each keyledger")
     return p.parse_args(argv)
 
@@ -250,6 +260,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         for workers in args.workers:
             servers.append(start_keyledger(root / f"kl-w{workers}", workers))
+        if args.baseline is not None:
+            servers.append(start_keyledger(root / "baseline", 1, args.baseline.resolve()))
         for server in servers[1:]:
             preload_keys(server.endpoint, args.keys)
         fixtures = {s.name: prepare_fixtures(settings_for(s.endpoint, args)) for s in servers}

@@ -4,8 +4,6 @@ separate ports sharing a data directory (the same mechanism, with a known route)
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -18,7 +16,7 @@ from botocore.exceptions import ClientError
 
 from tests.e2e.authz_config import CAST, toml_text
 from tests.e2e.test_limits import racing
-from tests.support import REPO, ProcessServer, advance, client, free_port, refused
+from tests.support import ProcessServer, advance, client, keyledger_cli, refused
 
 NOBODY = CAST["nobody"]
 
@@ -222,15 +220,8 @@ def test_a_deletion_falls_due_in_both_workers_and_happens_once(tmp_path: Path) -
 
 
 def test_workers_refuse_a_unix_socket(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [
-            *(sys.executable, "-m", "api", "serve", "--data-dir", str(tmp_path / "d")),
-            *("--port", str(free_port()), "--workers", "2", "--unix-socket", str(tmp_path / "s")),
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    socket_path = str(tmp_path / "s")
+    done = keyledger_cli(
+        tmp_path / "d", "serve", "--workers", "2", "--unix-socket", socket_path, "--port", "0"
     )
     assert done.returncode == 2 and "--unix-socket" in done.stderr
