@@ -29,6 +29,7 @@ from api.status import projections_status
 from api.wire import load_kms_model
 from domain.grant_tokens import GrantTokens
 from domain.grants import Grant
+from domain.imports import ImportTokens
 from eventstore.clock import Clock, OffsetClock, system_clock
 from eventstore.key_operations import KeyOperations
 from eventstore.keystore import Keystore
@@ -195,6 +196,7 @@ def open_services(settings: Settings, clock: Clock, metrics: Metrics | None = No
         max_body_bytes=settings.max_body_bytes,
         directory=directory,
         metrics=metrics,
+        import_tokens=ImportTokens.from_root_key(root_key),
         allowed_source_ips=settings.allowed_source_ips,
         vpc_endpoint_id=settings.vpc_endpoint_id,
     )

@@ -16,6 +16,7 @@ from api.observability import Metrics
 from api.principals import Directory
 from api.sigv4 import SigV4Verifier
 from api.wire import WireModel
+from domain.imports import ImportTokens
 from domain.usage import RequestRecorded
 from domain.values import RequestContext
 from eventstore.clock import Clock
@@ -48,6 +49,7 @@ class Services:
     max_body_bytes: int
     directory: Directory  # access keys, their principals and policies
     metrics: Metrics
+    import_tokens: ImportTokens  # GetParametersForImport tokens, imported material ids
     allowed_source_ips: tuple[Network, ...] = ()
     vpc_endpoint_id: str | None = None
     # Key generation (RSA takes up to a second) on its own threads: a burst of CreateKey

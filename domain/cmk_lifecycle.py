@@ -14,6 +14,7 @@ from domain.errors import (
 )
 from domain.values import (
     AWS_KMS,
+    EXTERNAL,
     MAX_ON_DEMAND_ROTATIONS,
     PENDING_WINDOW_DAYS,
     SYMMETRIC_DEFAULT,
@@ -49,23 +50,29 @@ class Lifecycle:
 
         def check_not_pending(self) -> None: ...
 
+        def check_not_pending_deletion(self) -> None: ...
+
+        def pending_rotation_material(self) -> str | None: ...
+
         def trigger_event(self, event_class: type[Any], **kwargs: Any) -> None: ...
 
     # -- rotation (https://docs.aws.amazon.com/kms/latest/developerguide/rotate-keys.html) --
 
-    def check_can_rotate(self) -> None:
+    def check_can_rotate(self, *, imported: bool = False) -> None:
         """Rotation is for symmetric encryption keys with AWS_KMS material; others answer
-        UnsupportedOperationException (AWS sends it with no message for key specs)."""
+        UnsupportedOperationException (AWS sends it with no message for key specs).
+        On-demand rotation and ListKeyRotations also take symmetric EXTERNAL keys
+        (``imported``; rotate-keys-import.html)."""
         if self.key_spec != SYMMETRIC_DEFAULT:
             raise UnsupportedOperationError("")
-        if self.origin != AWS_KMS:
+        if self.origin != AWS_KMS and not (imported and self.origin == EXTERNAL):
             raise UnsupportedOperationError(
                 f"{self.arn} origin is {self.origin} which is not valid for this operation."
             )
 
-    def check_rotation_allowed(self) -> None:
+    def check_rotation_allowed(self, *, imported: bool = False) -> None:
         """Enable/DisableKeyRotation and RotateKeyOnDemand need an Enabled key."""
-        self.check_can_rotate()
+        self.check_can_rotate(imported=imported)
         if self.state is KeyState.DISABLED:
             raise DisabledError(f"{self.arn} is disabled.")
         self.check_not_pending()
@@ -92,7 +99,13 @@ class Lifecycle:
         return sum(1 for rotation in self.rotations if rotation["type"] == ON_DEMAND)
 
     def check_on_demand_rotation(self) -> None:
-        self.check_rotation_allowed()
+        """Imported keys rotate to material imported beforehand as NEW_KEY_MATERIAL,
+        waiting in PENDING_ROTATION (rotate-keys-import.html)."""
+        self.check_rotation_allowed(imported=True)
+        if self.origin == EXTERNAL and self.pending_rotation_material() is None:
+            raise UnsupportedOperationError(
+                f"{self.arn} has no imported key material in PENDING_ROTATION state."
+            )
         if self.on_demand_rotations >= MAX_ON_DEMAND_ROTATIONS:
             raise LimitExceededError(
                 "The on-demand rotations limit has been reached for the given keyId. "
@@ -138,7 +151,7 @@ class Lifecycle:
     # -- deletion (https://docs.aws.amazon.com/kms/latest/developerguide/deleting-keys.html) --
 
     def schedule_deletion(self, window_days: int, ctx: RequestContext, now: datetime) -> None:
-        self.check_not_pending()
+        self.check_not_pending_deletion()
         low, high, _ = PENDING_WINDOW_DAYS
         if not low <= window_days <= high:
             bound = (

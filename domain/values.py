@@ -26,6 +26,7 @@ class KeyState(StrEnum):
 SYMMETRIC_DEFAULT = "SYMMETRIC_DEFAULT"
 ENCRYPT_DECRYPT = "ENCRYPT_DECRYPT"
 AWS_KMS = "AWS_KMS"
+EXTERNAL = "EXTERNAL"  # Origin of a key whose material the customer imports
 DEFAULT_POLICY_NAME = "default"
 
 # KMS quotas that botocore does not check client-side
@@ -97,7 +98,6 @@ class RequestContext:
 
     def with_conditions(self, **conditions: Any) -> RequestContext:
         return replace(self, conditions={**self.conditions, **conditions})
-
 
 
 def key_arn(region: str, account: str, key_id: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
@@ -27,7 +28,9 @@ from domain.errors import (
 from domain.grant_tokens import GrantTokens
 from domain.grants import GRANT_OPERATIONS, Grant, GrantLimits
 from domain.values import (
+    AWS_KMS,
     ENCRYPT_DECRYPT,
+    EXTERNAL,
     SYMMETRIC_DEFAULT,
     KeyState,
     RequestContext,
@@ -258,13 +261,18 @@ class KeyLedger(AliasCommands, GrantCommands, Application):
         return self.resolve(uow.get, ctx, key_id, operation, allow_alias=False)
 
     def _new_material(
-        self, uow: UnitOfWork, key_id: UUID, secret: bytes | None = None
+        self,
+        uow: UnitOfWork,
+        key_id: UUID,
+        secret: bytes | None = None,
+        material_id: str | None = None,
     ) -> tuple[str, bytes]:
         """A material version: its wrapping key is durable in the keystore before any
         event refers to it; the material itself leaves this method only wrapped. A
         symmetric key's 256-bit material is made here; other material (``secret``) was
-        made before the command, off this thread (RSA generation takes up to a second)."""
-        material_id = os.urandom(32).hex()
+        made before the command, off this thread (RSA generation takes up to a second).
+        Imported material comes with its own id (the same material, the same id)."""
+        material_id = material_id or os.urandom(32).hex()
         wrapping_key = self.keystore.new_wrapping_key(key_id, material_id)
         uow.new_materials.append(material_id)
         aad = material_aad(MATERIAL_PURPOSE, key_id, material_id)
@@ -281,11 +289,15 @@ class KeyLedger(AliasCommands, GrantCommands, Application):
         key_spec: str = SYMMETRIC_DEFAULT,
         key_usage: str = ENCRYPT_DECRYPT,
         material: bytes | None = None,
+        origin: str = AWS_KMS,
     ) -> dict[str, Any]:
-        """``material`` is required for every spec but SYMMETRIC_DEFAULT."""
+        """``material`` is required for every spec but SYMMETRIC_DEFAULT; an EXTERNAL
+        key has none until ImportKeyMaterial."""
         authorize_identity(ctx, "CreateKey", "*", uow.now)
         key_id = uuid4()
-        material_id, wrapped = self._new_material(uow, key_id, material)
+        material_id, wrapped = "", b""
+        if origin != EXTERNAL:
+            material_id, wrapped = self._new_material(uow, key_id, material)
         cmk = Cmk.create(
             key_id=key_id,
             ctx=ctx,
@@ -297,6 +309,7 @@ class KeyLedger(AliasCommands, GrantCommands, Application):
             wrapped_material=wrapped,
             key_spec=key_spec,
             key_usage=key_usage,
+            origin=origin,
         )
         uow.add(cmk)
         return cmk.metadata()
@@ -353,8 +366,46 @@ class KeyLedger(AliasCommands, GrantCommands, Application):
     def rotate_key_on_demand(self, uow: UnitOfWork, ctx: RequestContext, key_id: str) -> str:
         cmk = self._target(uow, ctx, key_id, "RotateKeyOnDemand")
         cmk.check_on_demand_rotation()  # before any material is made for it
-        cmk.rotate(ON_DEMAND, *self._new_material(uow, cmk.id), ctx, uow.now)
+        pending = cmk.pending_rotation_material()
+        if pending is not None:  # imported NEW_KEY_MATERIAL becomes current
+            cmk.rotate(ON_DEMAND, pending, cmk.materials[pending], ctx, uow.now)
+        else:
+            cmk.rotate(ON_DEMAND, *self._new_material(uow, cmk.id), ctx, uow.now)
         return cmk.arn
+
+    # -- imported key material -----------------------------------------------------
+
+    def import_key_material(
+        self,
+        uow: UnitOfWork,
+        ctx: RequestContext,
+        key_id: str,
+        *,
+        material: bytes,
+        material_id: str,
+        options: dict[str, Any],
+    ) -> tuple[str, str]:
+        """ImportKeyMaterial with material already unwrapped and checked off this thread.
+        ``options``: import_type, key_material_id, expiration_model, valid_to,
+        description. Returns the key ARN and the KeyMaterialId."""
+        cmk = self._target(uow, ctx, key_id, "ImportKeyMaterial")
+        cmk.check_import(material_id, options["import_type"], options["key_material_id"])
+        if cmk.material_present(material_id):  # a re-import: same material, same blob
+            wrapped = cmk.materials[material_id]
+        else:
+            _, wrapped = self._new_material(uow, cmk.id, material, material_id)
+        cmk.import_material(
+            material_id=material_id, wrapped_material=wrapped, ctx=ctx, now=uow.now, **options
+        )
+        return cmk.arn, material_id
+
+    def delete_imported_key_material(
+        self, uow: UnitOfWork, ctx: RequestContext, key_id: str, material_id: str | None
+    ) -> tuple[str, list[str]]:
+        """Returns the key ARN and the material ids whose wrapping keys to destroy once
+        the event is durable (the caller does, then)."""
+        cmk = self._target(uow, ctx, key_id, "DeleteImportedKeyMaterial")
+        return cmk.arn, cmk.delete_imported(material_id, ctx, uow.now)
 
     def schedule_key_deletion(
         self, uow: UnitOfWork, ctx: RequestContext, key_id: str, window_days: int
@@ -384,6 +435,18 @@ class KeyLedger(AliasCommands, GrantCommands, Application):
         ctx = RequestContext.service(cmk.account, cmk.region, str(uuid4()))
         cmk.rotate(AUTOMATIC, *self._new_material(uow, cmk.id), ctx, uow.now)
         return True
+
+    def expire_if_due(self, uow: UnitOfWork, key_id: UUID) -> list[str]:
+        """Imported material past its ValidTo: recorded as CloudTrail records it,
+        DeleteExpiredKeyMaterial by AWS itself. Returns the material ids to destroy."""
+        cmk = uow.get(key_id)
+        if not isinstance(cmk, Cmk) or cmk.state is KeyState.DELETED:
+            return []
+        ctx = replace(
+            RequestContext.service(cmk.account, cmk.region, str(uuid4())),
+            operation="DeleteExpiredKeyMaterial",
+        )
+        return cmk.expire(ctx, uow.now)
 
     def delete_if_due(self, uow: UnitOfWork, key_id: UUID, alias_ids: list[UUID]) -> bool:
         """End of the waiting period: the key and every alias still pointing at it go."""

@@ -1,0 +1,194 @@
+"""Imported key material (bring your own key) through boto3, against a real server.
+
+The customer's wrapping is done with `cryptography` outside keyledger (tests/e2e/byok.py).
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from tests.e2e.byok import WRAPPING_ALGORITHMS, external_key, import_material, wrap
+from tests.support import refused
+
+MATERIAL = bytes(range(32))
+
+
+def test_an_external_key_starts_pending_import_and_refuses_use(kms: Any) -> None:
+    created = kms.create_key(Origin="EXTERNAL")["KeyMetadata"]
+    assert created["KeyState"] == "PendingImport"
+    assert created["Origin"] == "EXTERNAL"
+    assert created["Enabled"] is False
+    arn = created["Arn"]
+    pending = ("KMSInvalidStateException", f"{arn} is pending import.")
+    assert refused(kms.encrypt, KeyId=arn, Plaintext=b"x") == pending
+    assert refused(kms.generate_data_key, KeyId=arn, KeySpec="AES_256") == pending
+    assert refused(kms.enable_key, KeyId=arn) == pending
+    # Key-state table: tags, description and deletion work while pending import.
+    kms.tag_resource(KeyId=arn, Tags=[{"TagKey": "t", "TagValue": "v"}])
+    kms.update_key_description(KeyId=arn, Description="byok")
+    kms.schedule_key_deletion(KeyId=arn, PendingWindowInDays=7)
+
+
+@pytest.mark.parametrize("algorithm", WRAPPING_ALGORITHMS)
+def test_symmetric_round_trip_for_each_wrapping_algorithm(kms: Any, algorithm: str) -> None:
+    key_id = external_key(kms)
+    material = os.urandom(32)
+    answer = import_material(kms, key_id, material, algorithm)
+    assert answer["KeyId"].endswith(key_id)
+    metadata = kms.describe_key(KeyId=key_id)["KeyMetadata"]
+    assert metadata["KeyState"] == "Enabled"
+    assert metadata["ExpirationModel"] == "KEY_MATERIAL_DOES_NOT_EXPIRE"
+    assert metadata["CurrentKeyMaterialId"] == answer["KeyMaterialId"]
+    blob = kms.encrypt(KeyId=key_id, Plaintext=b"secret")["CiphertextBlob"]
+    assert kms.decrypt(CiphertextBlob=blob)["Plaintext"] == b"secret"
+
+
+@pytest.mark.parametrize("wrapping_key_spec", ["RSA_3072", "RSA_4096"])
+def test_larger_wrapping_keys(kms: Any, wrapping_key_spec: str) -> None:
+    key_id = external_key(kms)
+    import_material(kms, key_id, MATERIAL, "RSA_AES_KEY_WRAP_SHA_256", wrapping_key_spec)
+    assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "Enabled"
+
+
+def test_get_parameters_for_import_answers(kms: Any) -> None:
+    key_id = external_key(kms)
+    before = datetime.now(UTC)
+    params = kms.get_parameters_for_import(
+        KeyId=key_id, WrappingAlgorithm="RSAES_OAEP_SHA_256", WrappingKeySpec="RSA_2048"
+    )
+    assert params["KeyId"].endswith(key_id)
+    valid_to = params["ParametersValidTo"]
+    assert timedelta(hours=23, minutes=59) < valid_to - before <= timedelta(hours=24, seconds=1)
+    assert len(params["PublicKey"]) > 256 and params["ImportToken"]
+
+
+def test_import_into_an_aws_kms_key_is_unsupported(kms: Any) -> None:
+    arn = kms.create_key()["KeyMetadata"]["Arn"]
+    expected = (
+        "UnsupportedOperationException",
+        f"{arn} origin is AWS_KMS which is not valid for this operation.",
+    )
+    params = {"WrappingAlgorithm": "RSAES_OAEP_SHA_256", "WrappingKeySpec": "RSA_2048"}
+    assert refused(kms.get_parameters_for_import, KeyId=arn, **params) == expected
+    assert refused(kms.delete_imported_key_material, KeyId=arn) == expected
+
+
+def test_reimporting_the_same_material_works_and_different_material_is_refused(
+    kms: Any,
+) -> None:
+    key_id = external_key(kms)
+    first = import_material(kms, key_id, MATERIAL)
+    again = import_material(kms, key_id, MATERIAL, "RSA_AES_KEY_WRAP_SHA_1")
+    assert again["KeyMaterialId"] == first["KeyMaterialId"]
+    code, _ = refused(import_material, kms=kms, key_id=key_id, material=os.urandom(32))
+    assert code == "IncorrectKeyMaterialException"
+    code, _ = refused(
+        import_material,
+        kms=kms,
+        key_id=key_id,
+        material=MATERIAL,
+        KeyMaterialId="0" * 64,
+    )
+    assert code == "IncorrectKeyMaterialException"
+
+
+def test_token_errors(kms: Any, server: Any) -> None:
+    key_id, other = external_key(kms), external_key(kms)
+    params = kms.get_parameters_for_import(
+        KeyId=key_id, WrappingAlgorithm="RSAES_OAEP_SHA_256", WrappingKeySpec="RSA_2048"
+    )
+    encrypted = wrap(params["PublicKey"], "RSAES_OAEP_SHA_256", MATERIAL)
+    token = params["ImportToken"]
+    # A token of another key.
+    code, _ = refused(
+        kms.import_key_material, KeyId=other, ImportToken=token, EncryptedKeyMaterial=encrypted
+    )
+    assert code == "InvalidImportTokenException"
+    # A forged or altered token.
+    altered = token[:-1] + bytes([token[-1] ^ 1])
+    code, _ = refused(
+        kms.import_key_material, KeyId=key_id, ImportToken=altered, EncryptedKeyMaterial=encrypted
+    )
+    assert code == "InvalidImportTokenException"
+    # Wrongly wrapped material.
+    code, _ = refused(
+        kms.import_key_material,
+        KeyId=key_id,
+        ImportToken=token,
+        EncryptedKeyMaterial=os.urandom(256),
+    )
+    assert code == "InvalidCiphertextException"
+    # Material of the wrong length.
+    short = wrap(params["PublicKey"], "RSAES_OAEP_SHA_256", MATERIAL[:16])
+    code, _ = refused(
+        kms.import_key_material, KeyId=key_id, ImportToken=token, EncryptedKeyMaterial=short
+    )
+    assert code == "IncorrectKeyMaterialException"
+    # The token still works after failures; once used, it is spent.
+    kms.import_key_material(KeyId=key_id, ImportToken=token, EncryptedKeyMaterial=encrypted)
+    code, _ = refused(
+        kms.import_key_material, KeyId=key_id, ImportToken=token, EncryptedKeyMaterial=encrypted
+    )
+    assert code == "InvalidImportTokenException"
+
+
+def test_expiry_parameters_are_checked(kms: Any) -> None:
+    key_id = external_key(kms)
+    code, message = refused(
+        import_material,
+        kms=kms,
+        key_id=key_id,
+        material=MATERIAL,
+        ExpirationModel="KEY_MATERIAL_EXPIRES",
+    )
+    assert (code, message) == (
+        "ValidationException",
+        "A validTo date must be set if the ExpirationModel is KEY_MATERIAL_EXPIRES",
+    )
+    valid_to = datetime.now(UTC) + timedelta(days=3)
+    import_material(kms, key_id, MATERIAL, ExpirationModel="KEY_MATERIAL_EXPIRES", ValidTo=valid_to)
+    metadata = kms.describe_key(KeyId=key_id)["KeyMetadata"]
+    assert metadata["ExpirationModel"] == "KEY_MATERIAL_EXPIRES"
+    assert abs((metadata["ValidTo"] - valid_to).total_seconds()) < 1
+
+
+def test_delete_then_reimport_the_same_material_decrypts_old_ciphertexts(kms: Any) -> None:
+    key_id = external_key(kms)
+    import_material(kms, key_id, MATERIAL)
+    blob = kms.encrypt(KeyId=key_id, Plaintext=b"before")["CiphertextBlob"]
+    deleted = kms.delete_imported_key_material(KeyId=key_id)
+    assert deleted["KeyId"].endswith(key_id)
+    metadata = kms.describe_key(KeyId=key_id)["KeyMetadata"]
+    assert metadata["KeyState"] == "PendingImport"
+    assert "ExpirationModel" not in metadata
+    code, _ = refused(kms.decrypt, CiphertextBlob=blob)
+    assert code == "KMSInvalidStateException"
+    # Deleting again has no effect (key-state table: PendingImport, "no effect").
+    kms.delete_imported_key_material(KeyId=key_id)
+    # Different material is refused; the same material brings the key back.
+    code, _ = refused(import_material, kms=kms, key_id=key_id, material=os.urandom(32))
+    assert code == "IncorrectKeyMaterialException"
+    import_material(kms, key_id, MATERIAL)
+    assert kms.decrypt(CiphertextBlob=blob)["Plaintext"] == b"before"
+
+
+def test_unsupported_wrapping_choices(kms: Any) -> None:
+    key_id = external_key(kms)
+    code, _ = refused(
+        kms.get_parameters_for_import,
+        KeyId=key_id,
+        WrappingAlgorithm="RSAES_PKCS1_V1_5",
+        WrappingKeySpec="RSA_2048",
+    )
+    assert code == "ValidationException"
+    code, _ = refused(
+        kms.get_parameters_for_import,
+        KeyId=key_id,
+        WrappingAlgorithm="RSAES_OAEP_SHA_256",
+        WrappingKeySpec="SM2",
+    )
+    assert code == "ValidationException"
