@@ -89,6 +89,18 @@ class Keystore:
             rows = self._db.execute("SELECT DISTINCT key_id FROM wrapping_keys").fetchall()
         return {row[0] for row in rows}
 
+    def material_ids(self) -> set[str]:
+        with self._lock:
+            rows = self._db.execute("SELECT material_id FROM wrapping_keys").fetchall()
+        return {row[0] for row in rows}
+
+    def key_of(self, material_id: str) -> str | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT key_id FROM wrapping_keys WHERE material_id = ?", (material_id,)
+            ).fetchone()
+        return None if row is None else str(row[0])
+
     def forget(self, material_ids: list[str]) -> None:
         """Drop wrapping keys no event refers to (a command that was not saved)."""
         if not material_ids:

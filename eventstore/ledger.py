@@ -448,6 +448,17 @@ class KeyLedger(AliasCommands, GrantCommands, Application):
         )
         return cmk.expire(ctx, uow.now)
 
+    def shred_removed_materials(self, uow: UnitOfWork, material_ids: list[str]) -> int:
+        """Repair: destroy the wrapping keys of imported material that is not present in
+        its key any more. On the writer thread, so no import of it can interleave."""
+        gone = []
+        for material_id in material_ids:
+            key_id = self.keystore.key_of(material_id)
+            cmk = uow.get(UUID(key_id)) if key_id else None
+            if isinstance(cmk, Cmk) and not cmk.material_present(material_id):
+                gone.append(material_id)
+        return self.keystore.destroy_materials(gone) if gone else 0
+
     def delete_if_due(self, uow: UnitOfWork, key_id: UUID, alias_ids: list[UUID]) -> bool:
         """End of the waiting period: the key and every alias still pointing at it go."""
         cmk = uow.get(key_id)

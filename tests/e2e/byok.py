@@ -23,7 +23,8 @@ def wrap(public_key_der: bytes, algorithm: str, material: bytes) -> bytes:
     key, then the material wrapped under it with AES key wrap with padding (RFC 5649)."""
     public = serialization.load_der_public_key(public_key_der)
     assert isinstance(public, rsa.RSAPublicKey)
-    digest = hashes.SHA1() if algorithm.endswith("SHA_1") else hashes.SHA256()
+    # SHA-1 in OAEP is what the *_SHA_1 wrapping algorithms are (AWS still offers them).
+    digest = hashes.SHA1() if algorithm.endswith("SHA_1") else hashes.SHA256()  # noqa: S303
     oaep = padding.OAEP(mgf=padding.MGF1(digest), algorithm=digest, label=None)
     if algorithm.startswith("RSAES_OAEP"):
         return public.encrypt(material, oaep)
