@@ -53,6 +53,12 @@ class ImportRules:
         if self.state is KeyState.PENDING_DELETION:
             raise InvalidStateError(f"{self.arn} is pending deletion.")
 
+    def check_material_usable(self, material_id: str) -> None:
+        """A ciphertext of imported material that was deleted or expired while other
+        material stays current: the key works, that material does not."""
+        if material_id in self.imports and not self.imports[material_id]["imported"]:
+            raise InvalidStateError(f"{self.arn} key material {material_id} is pending import.")
+
     def material_present(self, material_id: str) -> bool:
         info = self.imports.get(material_id)
         return info is not None and info["imported"]

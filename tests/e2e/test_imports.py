@@ -192,3 +192,81 @@ def test_unsupported_wrapping_choices(kms: Any) -> None:
         WrappingKeySpec="SM2",
     )
     assert code == "ValidationException"
+
+
+def test_on_demand_rotation_to_new_imported_material(kms: Any) -> None:
+    key_id = external_key(kms)
+    first = import_material(kms, key_id, MATERIAL, KeyMaterialDescription="generation 1")
+    old_blob = kms.encrypt(KeyId=key_id, Plaintext=b"gen 1")["CiphertextBlob"]
+    # Nothing pending rotation yet; automatic rotation is never for imported keys.
+    code, _ = refused(kms.rotate_key_on_demand, KeyId=key_id)
+    assert code == "UnsupportedOperationException"
+    code, _ = refused(kms.enable_key_rotation, KeyId=key_id)
+    assert code == "UnsupportedOperationException"
+    second_material = os.urandom(32)
+    valid_to = datetime.now(UTC) + timedelta(days=30)
+    second = import_material(
+        kms,
+        key_id,
+        second_material,
+        ImportType="NEW_KEY_MATERIAL",
+        KeyMaterialDescription="generation 2",
+        ExpirationModel="KEY_MATERIAL_EXPIRES",
+        ValidTo=valid_to,
+    )
+    assert second["KeyMaterialId"] != first["KeyMaterialId"]
+    listed = kms.list_key_rotations(KeyId=key_id, IncludeKeyMaterial="ALL_KEY_MATERIAL")
+    states = {r["KeyMaterialId"]: r for r in listed["Rotations"]}
+    assert states[first["KeyMaterialId"]]["KeyMaterialState"] == "CURRENT"
+    assert states[second["KeyMaterialId"]]["KeyMaterialState"] == "PENDING_ROTATION"
+    assert states[second["KeyMaterialId"]]["ImportState"] == "IMPORTED"
+    assert states[second["KeyMaterialId"]]["ExpirationModel"] == "KEY_MATERIAL_EXPIRES"
+    # A second NEW_KEY_MATERIAL while one is pending is refused.
+    code, _ = refused(
+        import_material,
+        kms=kms,
+        key_id=key_id,
+        material=os.urandom(32),
+        ImportType="NEW_KEY_MATERIAL",
+    )
+    assert code == "KMSInvalidStateException"
+    # Still the old material until RotateKeyOnDemand.
+    blob = kms.encrypt(KeyId=key_id, Plaintext=b"x")["CiphertextBlob"]
+    assert kms.decrypt(CiphertextBlob=blob)["KeyMaterialId"] == first["KeyMaterialId"]
+    kms.rotate_key_on_demand(KeyId=key_id)
+    metadata = kms.describe_key(KeyId=key_id)["KeyMetadata"]
+    assert metadata["CurrentKeyMaterialId"] == second["KeyMaterialId"]
+    assert metadata["ExpirationModel"] == "KEY_MATERIAL_EXPIRES"
+    new_blob = kms.encrypt(KeyId=key_id, Plaintext=b"gen 2")["CiphertextBlob"]
+    assert kms.decrypt(CiphertextBlob=new_blob)["KeyMaterialId"] == second["KeyMaterialId"]
+    assert kms.decrypt(CiphertextBlob=old_blob)["Plaintext"] == b"gen 1"
+    rotations = kms.list_key_rotations(KeyId=key_id)["Rotations"]
+    assert len(rotations) == 1
+    entry = rotations[0]
+    assert entry["KeyMaterialId"] == second["KeyMaterialId"]
+    assert entry["KeyMaterialState"] == "CURRENT"
+    assert entry["RotationType"] == "ON_DEMAND"
+    assert entry["KeyMaterialDescription"] == "generation 2"
+    assert abs((entry["ValidTo"] - valid_to).total_seconds()) < 1
+    listed = kms.list_key_rotations(KeyId=key_id, IncludeKeyMaterial="ALL_KEY_MATERIAL")
+    assert [r["KeyMaterialState"] for r in listed["Rotations"]] == ["NON_CURRENT", "CURRENT"]
+    # Deleting the old (non-current) material: the key stays Enabled; old blobs fail.
+    kms.delete_imported_key_material(KeyId=key_id, KeyMaterialId=first["KeyMaterialId"])
+    assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "Enabled"
+    code, message = refused(kms.decrypt, CiphertextBlob=old_blob)
+    arn = kms.describe_key(KeyId=key_id)["KeyMetadata"]["Arn"]
+    assert (code, message) == (
+        "KMSInvalidStateException",
+        f"{arn} key material {first['KeyMaterialId']} is pending import.",
+    )
+    listed = kms.list_key_rotations(KeyId=key_id, IncludeKeyMaterial="ALL_KEY_MATERIAL")
+    assert listed["Rotations"][0]["ImportState"] == "PENDING_IMPORT"
+    # Imported again (EXISTING_KEY_MATERIAL, named by its id), the old blob opens again.
+    import_material(
+        kms,
+        key_id,
+        MATERIAL,
+        ImportType="EXISTING_KEY_MATERIAL",
+        KeyMaterialId=first["KeyMaterialId"],
+    )
+    assert kms.decrypt(CiphertextBlob=old_blob)["Plaintext"] == b"gen 1"
