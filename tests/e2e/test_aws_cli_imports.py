@@ -19,6 +19,21 @@ def openssl(*args: str) -> None:
     subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=30)
 
 
+def _import_args(key_id: str, encrypted: Path, token: Path) -> tuple[str, ...]:
+    return (
+        "kms",
+        "import-key-material",
+        "--key-id",
+        key_id,
+        "--encrypted-key-material",
+        f"fileb://{encrypted}",
+        "--import-token",
+        f"fileb://{token}",
+        "--expiration-model",
+        "KEY_MATERIAL_DOES_NOT_EXPIRE",
+    )
+
+
 def test_get_parameters_for_import_and_import_key_material_with_openssl(
     server: ThreadServer, tmp_path: Path
 ) -> None:
@@ -47,19 +62,7 @@ def test_get_parameters_for_import_and_import_key_material_with_openssl(
         "-pkeyopt", "rsa_oaep_md:sha256",
         "-pkeyopt", "rsa_mgf1_md:sha256",
     )  # fmt: skip
-    imported = aws_json(
-        server,
-        "kms",
-        "import-key-material",
-        "--key-id",
-        key["KeyId"],
-        "--encrypted-key-material",
-        f"fileb://{encrypted}",
-        "--import-token",
-        f"fileb://{token}",
-        "--expiration-model",
-        "KEY_MATERIAL_DOES_NOT_EXPIRE",
-    )
+    imported = aws_json(server, *_import_args(key["KeyId"], encrypted, token))
     assert imported["KeyId"] == key["Arn"]
     described = aws_json(server, "kms", "describe-key", "--key-id", key["KeyId"])["KeyMetadata"]
     assert described["KeyState"] == "Enabled"
@@ -70,19 +73,7 @@ def test_get_parameters_for_import_and_import_key_material_with_openssl(
         server, "kms", "encrypt", "--key-id", key["KeyId"], "--plaintext", f"fileb://{plain}"
     )["CiphertextBlob"]
     # The same token again: spent.
-    again = aws(
-        server,
-        "kms",
-        "import-key-material",
-        "--key-id",
-        key["KeyId"],
-        "--encrypted-key-material",
-        f"fileb://{encrypted}",
-        "--import-token",
-        f"fileb://{token}",
-        "--expiration-model",
-        "KEY_MATERIAL_DOES_NOT_EXPIRE",
-    )
+    again = aws(server, *_import_args(key["KeyId"], encrypted, token))
     assert again.returncode != 0 and "InvalidImportTokenException" in again.stderr
     deleted = aws_json(server, "kms", "delete-imported-key-material", "--key-id", key["KeyId"])
     assert deleted["KeyId"] == key["Arn"]

@@ -176,20 +176,16 @@ def test_delete_then_reimport_the_same_material_decrypts_old_ciphertexts(kms: An
     assert kms.decrypt(CiphertextBlob=blob)["Plaintext"] == b"before"
 
 
-def test_unsupported_wrapping_choices(kms: Any) -> None:
+@pytest.mark.parametrize(
+    ("algorithm", "spec"), [("RSAES_PKCS1_V1_5", "RSA_2048"), ("RSAES_OAEP_SHA_256", "SM2")]
+)
+def test_unsupported_wrapping_choices(kms: Any, algorithm: str, spec: str) -> None:
     key_id = external_key(kms)
     code, _ = refused(
         kms.get_parameters_for_import,
         KeyId=key_id,
-        WrappingAlgorithm="RSAES_PKCS1_V1_5",
-        WrappingKeySpec="RSA_2048",
-    )
-    assert code == "ValidationException"
-    code, _ = refused(
-        kms.get_parameters_for_import,
-        KeyId=key_id,
-        WrappingAlgorithm="RSAES_OAEP_SHA_256",
-        WrappingKeySpec="SM2",
+        WrappingAlgorithm=algorithm,
+        WrappingKeySpec=spec,
     )
     assert code == "ValidationException"
 

@@ -14,7 +14,7 @@ import pytest
 from eventstore.keystore import WrappingKeyMissing
 from tests.e2e.byok import external_key, import_material, wrap
 from tests.e2e.test_lifecycle import files_holding, servers, start, wrapped_rows
-from tests.integration.stores import open_ledger
+from tests.integration.stores import ledger_at
 from tests.support import ProcessServer, advance, refused
 
 pytestmark = pytest.mark.slow
@@ -29,17 +29,13 @@ def _wrapping_key_id(token: bytes) -> str:
 
 
 def _service_events(data_dir: Path, key_id: str) -> list[tuple[str, dict[str, Any]]]:
-    ledger = open_ledger(data_dir)
-    try:
-        events = []
+    events = []
+    with ledger_at(data_dir) as ledger:
         for notification in ledger.recorder.select_notifications(start=1, limit=100_000):
             event = ledger.mapper.to_domain_event(notification)
             if str(event.originator_id) == key_id:
                 events.append((type(event).__name__, getattr(event, "request", None) or {}))
-        return events
-    finally:
-        ledger.close()
-        ledger.keystore.close()
+    return events
 
 
 def test_material_expires_after_a_restart_and_comes_back_when_imported_again(
@@ -91,12 +87,8 @@ def test_an_import_token_expires_after_24_hours_and_its_private_key_is_destroyed
     )
     encrypted = wrap(params["PublicKey"], "RSAES_OAEP_SHA_256", os.urandom(32))
     advance(server, 23 * 3600)
-    ledger = open_ledger(data_dir)  # the private half is still there, wrapped
-    try:
+    with ledger_at(data_dir) as ledger:  # the private half is still there, wrapped
         ledger.keystore.import_key(UUID(key_id), _wrapping_key_id(params["ImportToken"]))
-    finally:
-        ledger.close()
-        ledger.keystore.close()
     advance(server, 2 * 3600)
     code, _ = refused(
         kms.import_key_material,
@@ -106,13 +98,8 @@ def test_an_import_token_expires_after_24_hours_and_its_private_key_is_destroyed
     )
     assert code == "ExpiredImportTokenException"
     server.stop()
-    ledger = open_ledger(data_dir)
-    try:
-        with pytest.raises(WrappingKeyMissing):
-            ledger.keystore.import_key(UUID(key_id), _wrapping_key_id(params["ImportToken"]))
-    finally:
-        ledger.close()
-        ledger.keystore.close()
+    with ledger_at(data_dir) as ledger, pytest.raises(WrappingKeyMissing):
+        ledger.keystore.import_key(UUID(key_id), _wrapping_key_id(params["ImportToken"]))
 
 
 def test_no_imported_material_or_import_key_at_rest_and_nothing_after_deletion(
@@ -139,16 +126,12 @@ def test_no_imported_material_or_import_key_at_rest_and_nothing_after_deletion(
     )["KeyMaterialId"]
     server.stop()
 
-    ledger = open_ledger(data_dir)
-    try:
+    with ledger_at(data_dir) as ledger:
         keystore = ledger.keystore
         unused_private = keystore.import_key(UUID(key_id), _wrapping_key_id(unused["ImportToken"]))
         with pytest.raises(WrappingKeyMissing):  # destroyed once used
             keystore.import_key(UUID(key_id), _wrapping_key_id(used["ImportToken"]))
         wrapping_key = keystore.wrapping_key(UUID(key_id), material_id)
-    finally:
-        ledger.close()
-        ledger.keystore.close()
     rows = wrapped_rows(data_dir, key_id)
     assert list(rows) == [material_id]
     assert files_holding(data_dir, [material, unused_private, wrapping_key]) == []

@@ -5,20 +5,19 @@ from __future__ import annotations
 
 import hmac as std_hmac
 import os
-from collections.abc import Iterator
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
-from api.config import Settings
 from tests.e2e.byok import WRAPPING_ALGORITHMS, external_key, import_material
-from tests.support import ThreadServer, refused
+from tests.e2e.test_key_types import kms_m, shared
+from tests.support import refused
 
 MESSAGE = b"imported material signs this"
+__all__ = ["kms_m", "shared"]  # one server for the module, as in the key type tests
 _CURVES = {
     "ECC_NIST_P256": ec.SECP256R1,
     "ECC_NIST_P384": ec.SECP384R1,
@@ -70,19 +69,6 @@ def _cases() -> list[Any]:
                     pytest.param(spec, usage, algorithm, wrapping, id=f"{spec}-{usage}-{wrapping}")
                 )
     return cases
-
-
-@pytest.fixture(scope="module")
-def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThreadServer]:
-    data_dir: Path = tmp_path_factory.mktemp("imports-key-types") / "data"
-    running = ThreadServer(Settings(data_dir=data_dir, port=0)).start()
-    yield running
-    running.stop()
-
-
-@pytest.fixture(scope="module")
-def kms_m(shared: ThreadServer) -> Any:
-    return shared.client()
 
 
 @pytest.mark.parametrize(("spec", "usage", "algorithm", "wrapping"), _cases())
