@@ -22,6 +22,7 @@ from api.config import (
 )
 from api.serve import serve
 from api.tls import write_dev_certificates
+from domain.quotas import Quotas
 from eventstore.root_key import RootKeyError
 
 log = logging.getLogger("keyledger")
@@ -162,6 +163,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "seconds in-flight requests get after SIGTERM",
         convert=float,
     )
+    _switch(serve, "--no-quotas", "KEYLEDGER_NO_QUOTAS", "turn request quotas (throttling) off")
     _switch(serve, "--in-memory", "KEYLEDGER_IN_MEMORY", "keep nothing on disk (experiments)")
     _switch(
         serve,
@@ -194,7 +196,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         principals=loaded.principals,
         dev_clock=args.dev_clock,
         grant_propagation_seconds=loaded.grant_propagation_seconds,
-        grant_limits=loaded.grant_limits,
+        limits=loaded.limits,
+        quotas=loaded.quotas if not args.no_quotas else Quotas(enabled=False),
         open_credentials=args.open_credentials,
         allowed_source_ips=loaded.allowed_source_ips,
         vpc_endpoint_id=loaded.vpc_endpoint_id,

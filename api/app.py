@@ -26,10 +26,14 @@ from api.scheduler import Scheduler
 from api.services import SERVICES, Services
 from api.sigv4 import SigV4Verifier
 from api.status import projections_status
+from api.throttle import Throttle
 from api.wire import load_kms_model
+from domain.cmk import Cmk
 from domain.grant_tokens import GrantTokens
 from domain.grants import Grant
 from domain.imports import ImportTokens
+from domain.quotas import needs_key_spec
+from domain.values import RequestContext
 from eventstore.clock import Clock, OffsetClock, system_clock
 from eventstore.key_operations import KeyOperations
 from eventstore.keystore import Keystore
@@ -154,7 +158,7 @@ def open_services(settings: Settings, clock: Clock, metrics: Metrics | None = No
         keystore,
         clock,
         GrantTokens.from_root_key(root_key),
-        settings.grant_limits,
+        settings.limits,
     )
     usage = UsageLedger(_ledger_env(stores, "usageledger"))
     runner = PollingRunner(ledger, view)
@@ -171,6 +175,9 @@ def open_services(settings: Settings, clock: Clock, metrics: Metrics | None = No
         ledger.listeners.append(each.nudge)
     ledger.aliases_of = functools.partial(_current_aliases, runner, view)
     ledger.grants_of = functools.partial(_current_grants, grants_runner, grants_view, ledger)
+    ledger.count_of = functools.partial(_current_count, runner, view)
+    throttle = Throttle(settings.quotas)
+    ledger.throttle = functools.partial(_throttle_key_use, throttle)
     configs = settings.principal_configs
     directory = Directory(configs, open_credentials=settings.open_credentials)
     metrics = metrics or Metrics()
@@ -195,6 +202,7 @@ def open_services(settings: Settings, clock: Clock, metrics: Metrics | None = No
         clock=clock,
         max_body_bytes=settings.max_body_bytes,
         directory=directory,
+        throttle=throttle,
         metrics=metrics,
         import_tokens=ImportTokens.from_root_key(root_key),
         allowed_source_ips=settings.allowed_source_ips,
@@ -206,6 +214,19 @@ def _current_aliases(runner: PollingRunner, view: KeysView, key_id: str) -> list
     """A key's alias names, from the view once it has every event saved so far."""
     runner.catch_up()
     return view.alias_names_of(key_id)
+
+
+def _current_count(
+    runner: PollingRunner, view: KeysView, account: str, region: str, what: str
+) -> int:
+    runner.catch_up()
+    return view.count(account, region, what)
+
+
+def _throttle_key_use(throttle: Throttle, cmk: Cmk, ctx: RequestContext) -> None:
+    """Cryptographic operations count against their key type's shared quota."""
+    if ctx.operation is not None and needs_key_spec(ctx.operation):
+        throttle.take(ctx.account, ctx.region, ctx.operation, key_spec=cmk.key_spec)
 
 
 def _current_grants(

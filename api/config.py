@@ -14,8 +14,8 @@ from typing import Any
 
 from api.sigv4 import Credential
 from domain.errors import MalformedPolicyDocumentError
-from domain.grants import GrantLimits
 from domain.policy import parse_policy
+from domain.quotas import DEFAULT_RATES, Limits, Quotas
 
 CONFIG_ENV = "KEYLEDGER_CONFIG"
 DEFAULT_ACCOUNT = "000000000000"
@@ -64,7 +64,10 @@ class Settings:
     # [grants] propagation_seconds: how old a grant event must be before the grants view
     # applies it (AWS: "usually less than five minutes"); 0 applies it at once.
     grant_propagation_seconds: float = 0.0
-    grant_limits: GrantLimits = field(default_factory=GrantLimits)
+    limits: Limits = field(default_factory=Limits)
+    # Request quotas; the CLI turns them on at AWS's rates (see load_config), code that
+    # builds Settings itself (tests, embedding) gets none unless it asks.
+    quotas: Quotas = field(default_factory=lambda: Quotas(enabled=False))
     # Any access key with any secret (local development, as LocalStack); loopback only.
     open_credentials: bool = False
     # Refuse every request from elsewhere, before authentication (empty: allow all).
@@ -117,7 +120,8 @@ class ConfigFile:
 
     principals: tuple[PrincipalConfig, ...]
     grant_propagation_seconds: float = 0.0
-    grant_limits: GrantLimits = field(default_factory=GrantLimits)
+    limits: Limits = field(default_factory=Limits)
+    quotas: Quotas = field(default_factory=Quotas)
     allowed_source_ips: tuple[Network, ...] = ()
     vpc_endpoint_id: str | None = None
 
@@ -128,22 +132,42 @@ def load_config(path: Path) -> ConfigFile:
     except (OSError, tomllib.TOMLDecodeError) as error:
         raise ConfigError(f"cannot read configuration {path}: {error}") from None
     grants = _table(document, "grants", path)
-    limits = _table(document, "limits", path)
-    defaults = GrantLimits()
     return ConfigFile(
         principals=_principals(document, path),
         grant_propagation_seconds=_number(grants, "propagation_seconds", 0.0, path),
-        grant_limits=GrantLimits(
-            per_key=int(_number(limits, "grants_per_key", defaults.per_key, path)),
-            per_principal_per_key=int(
-                _number(
-                    limits, "grants_per_principal_per_key", defaults.per_principal_per_key, path
-                )
-            ),
-        ),
+        limits=_limits(_table(document, "limits", path), path),
+        quotas=_quotas(_table(document, "quotas", path), path),
         allowed_source_ips=_networks(document.get("allowed_source_ips", []), path),
         vpc_endpoint_id=_optional_text(document, "vpc_endpoint_id", path),
     )
+
+
+def _limits(table: dict[str, Any], path: Path) -> Limits:
+    defaults = Limits()
+    unknown = set(table) - set(defaults.__dataclass_fields__)
+    if unknown:
+        raise ConfigError(f"{path}: [limits] has no {', '.join(sorted(unknown))}")
+    values = {
+        name: int(_number(table, name, getattr(defaults, name), path))
+        for name in defaults.__dataclass_fields__
+    }
+    return Limits(**values)
+
+
+def _quotas(table: dict[str, Any], path: Path) -> Quotas:
+    """``[quotas]``: ``enabled`` and requests per second per family (the names of
+    ``DEFAULT_RATES``, e.g. ``cryptographic_operations_symmetric``, ``create_key``)."""
+    table = dict(table)
+    enabled = table.pop("enabled", True)
+    if not isinstance(enabled, bool):
+        raise ConfigError(f"{path}: [quotas] enabled must be true or false")
+    unknown = set(table) - set(DEFAULT_RATES)
+    if unknown:
+        raise ConfigError(f"{path}: [quotas] has no {', '.join(sorted(unknown))}")
+    rates = dict(DEFAULT_RATES)
+    for name in table:
+        rates[name] = _number(table, name, 0, path)
+    return Quotas(enabled=enabled, rates=rates)
 
 
 def _networks(raw: object, path: Path) -> tuple[Network, ...]:

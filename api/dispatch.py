@@ -26,6 +26,7 @@ from domain.errors import (
     UnknownOperationError,
     UnsupportedOperationError,
 )
+from domain.quotas import needs_key_spec
 from domain.values import RequestContext
 
 log = logging.getLogger("keyledger.api")
@@ -137,6 +138,11 @@ async def _run(request: web.Request, call: Call, body: bytes) -> dict[str, Any]:
     if handler is None:
         raise UnsupportedOperationError(f"{call.operation} is not supported by keyledger yet.")
     call.params = services.wire.parse_request(call.operation, _json(request, body))
+    if not needs_key_spec(call.operation):  # the others wait until their key is known
+        ctx = call.context
+        services.throttle.take(
+            ctx.account, ctx.region, call.operation, pair_spec=call.params.get("KeyPairSpec")
+        )
     tokens = call.params.get("GrantTokens")
     if tokens:
         # Authenticated up front, whatever key they name: a forged or altered token is

@@ -15,6 +15,7 @@ from api.config import Network
 from api.observability import Metrics
 from api.principals import Directory
 from api.sigv4 import SigV4Verifier
+from api.throttle import Throttle
 from api.wire import WireModel
 from domain.imports import ImportTokens
 from domain.usage import RequestRecorded
@@ -48,6 +49,7 @@ class Services:
     clock: Clock
     max_body_bytes: int
     directory: Directory  # access keys, their principals and policies
+    throttle: Throttle
     metrics: Metrics
     import_tokens: ImportTokens  # GetParametersForImport tokens, imported material ids
     allowed_source_ips: tuple[Network, ...] = ()

@@ -165,6 +165,12 @@ class KmsInvalidMacError(KmsError):
         super().__init__("")
 
 
+class ThrottlingError(KmsError):
+    """A request quota was exceeded (requests-per-second.html); SDKs retry it."""
+
+    code = "ThrottlingException"
+
+
 # Imported key material (ImportKeyMaterial API reference, "Errors").
 class ExpiredImportTokenError(KmsError):
     code = "ExpiredImportTokenException"

@@ -31,7 +31,7 @@ from enum import Enum, StrEnum
 from functools import lru_cache
 from typing import Any
 
-from domain.errors import MalformedPolicyDocumentError
+from domain.errors import LimitExceededError, MalformedPolicyDocumentError
 
 ConditionValue = str | bool | int | float | datetime | Sequence[str] | None
 Scalar = str | bool | int | float | datetime
@@ -745,7 +745,11 @@ def validate_key_policy(
     actions only. ``known_principal`` is asked about user/role ARNs, never about "*",
     accounts or services."""
     if len(text.encode("utf-8")) > max_bytes:
-        raise _malformed(f"The policy document exceeds the {max_bytes // 1024} KB limit.")
+        # A quota, so LimitExceededException (the model's documentation of Policy).
+        raise LimitExceededError(
+            f"The request was rejected because the key policy exceeds the quota of "
+            f"{max_bytes} bytes."
+        )
     policy = parse_policy(text)
     for statement in policy.statements:
         _check_key_statement(statement, known_principal)

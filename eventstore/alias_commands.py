@@ -12,6 +12,7 @@ from domain.authorization import authorize_identity
 from domain.cmk import Cmk
 from domain.errors import InvalidStateError, LimitExceededError, NotFoundError
 from domain.key_specs import check_same_kind
+from domain.quotas import ALIASES
 from domain.values import (
     MAX_ALIASES_PER_KEY,
     KeyState,
@@ -46,6 +47,10 @@ class AliasCommands:
         def authorize(
             self, cmk: Cmk, ctx: RequestContext, operation: str, request_alias: str | None = None
         ) -> None: ...
+
+        def take_slot(self, uow: UnitOfWork, account: str, region: str, resource: str) -> None: ...
+
+        def free_slot(self, uow: UnitOfWork, account: str, region: str, resource: str) -> None: ...
 
         def _new_material(self, uow: UnitOfWork, key_id: UUID) -> tuple[str, bytes]: ...
 
@@ -85,6 +90,8 @@ class AliasCommands:
         cmk = self._alias_target(uow, ctx, target_key_id, "CreateAlias")
         self._check_alias_quota(uow, cmk, alias_name)
         existing = uow.get(Alias.id_for(ctx.account, ctx.region, alias_name))
+        if not isinstance(existing, Alias) or existing.deleted:
+            self.take_slot(uow, ctx.account, ctx.region, ALIASES)
         if isinstance(existing, Alias):
             existing.recreate(str(cmk.id), ctx, uow.now)
         else:
@@ -111,6 +118,7 @@ class AliasCommands:
         authorize_identity(ctx, "DeleteAlias", alias.arn, uow.now)
         self._current_target(uow, ctx, alias, "DeleteAlias")
         alias.delete(ctx, uow.now)
+        self.free_slot(uow, ctx.account, ctx.region, ALIASES)
         return key_arn(ctx.region, ctx.account, alias.target_key_id)
 
     def _existing_alias(self, uow: UnitOfWork, ctx: RequestContext, alias_name: str) -> Alias:

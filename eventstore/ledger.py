@@ -26,11 +26,13 @@ from domain.errors import (
     NotFoundError,
 )
 from domain.grant_tokens import GrantTokens
-from domain.grants import GRANT_OPERATIONS, Grant, GrantLimits
+from domain.grants import GRANT_OPERATIONS, Grant
+from domain.quotas import ALIASES, CUSTOMER_MANAGED_KEYS, Limits
 from domain.values import (
     AWS_KMS,
     ENCRYPT_DECRYPT,
     EXTERNAL,
+    RESERVED_ALIAS_PREFIX,
     SYMMETRIC_DEFAULT,
     KeyState,
     RequestContext,
@@ -42,6 +44,7 @@ from eventstore.alias_commands import AliasCommands
 from eventstore.clock import Clock
 from eventstore.grant_commands import GrantCommands
 from eventstore.keystore import Keystore
+from eventstore.resource_slots import ResourceSlots
 from eventstore.transcodings import BytesAsBase64
 from eventstore.unit_of_work import Done, Job, UnitOfWork
 
@@ -50,7 +53,7 @@ T = TypeVar("T")
 MATERIAL_PURPOSE = b"key-material"
 
 
-class KeyLedger(AliasCommands, GrantCommands, Application):
+class KeyLedger(AliasCommands, GrantCommands, ResourceSlots, Application):
     """CMKs and aliases. Commands run on the writer thread through ``run_batch``."""
 
     name = "KeyLedger"
@@ -61,12 +64,17 @@ class KeyLedger(AliasCommands, GrantCommands, Application):
         keystore: Keystore,
         clock: Clock,
         tokens: GrantTokens,
-        grant_limits: GrantLimits | None = None,
+        limits: Limits | None = None,
     ) -> None:
         self.keystore = keystore
         self.clock = clock
         self.tokens = tokens
-        self.grant_limits = grant_limits or GrantLimits()
+        self.limits = limits or Limits()
+        self.grant_limits = self.limits.grants
+        self.count_of: Callable[[str, str, str], int] = lambda _account, _region, _what: 0
+        # Request quotas of cryptographic operations: charged once the key (its type picks
+        # the quota) is known and the caller authorized.
+        self.throttle: Callable[[Cmk, RequestContext], None] = lambda _cmk, _ctx: None
         # Alias names of a key, for kms:ResourceAliases; eventually consistent, as in AWS.
         self.aliases_of: Callable[[str], list[str]] = lambda _key_id: []
         # A key's grants as the grants view has them: eventually consistent, as in AWS.
@@ -228,6 +236,7 @@ class KeyLedger(AliasCommands, GrantCommands, Application):
             request_alias=request_alias,
             grants=grants if operation in GRANT_OPERATIONS else None,
         )
+        self.throttle(cmk, ctx)
 
     def key_for_ciphertext(
         self, ctx: RequestContext, key_id: UUID, operation: str, named: str | None = None
@@ -294,6 +303,7 @@ class KeyLedger(AliasCommands, GrantCommands, Application):
         """``material`` is required for every spec but SYMMETRIC_DEFAULT; an EXTERNAL
         key has none until ImportKeyMaterial."""
         authorize_identity(ctx, "CreateKey", "*", uow.now)
+        self.take_slot(uow, ctx.account, ctx.region, CUSTOMER_MANAGED_KEYS)
         key_id = uuid4()
         material_id, wrapped = "", b""
         if origin != EXTERNAL:
@@ -466,6 +476,8 @@ class KeyLedger(AliasCommands, GrantCommands, Application):
             return False
         ctx = RequestContext.service(cmk.account, cmk.region, str(uuid4()))
         cmk.delete(ctx, uow.now)
+        if cmk.key_manager == "CUSTOMER":
+            self.free_slot(uow, cmk.account, cmk.region, CUSTOMER_MANAGED_KEYS)
         for alias_id in alias_ids:
             alias = uow.get(alias_id)
             if (
@@ -474,4 +486,6 @@ class KeyLedger(AliasCommands, GrantCommands, Application):
                 and alias.target_key_id == str(key_id)
             ):
                 alias.delete(ctx, uow.now)
+                if not alias.name.startswith(RESERVED_ALIAS_PREFIX):
+                    self.free_slot(uow, cmk.account, cmk.region, ALIASES)
         return True

@@ -17,7 +17,7 @@ from projections.versioned_view import VersionedView
 _TABLES = [
     "CREATE TABLE IF NOT EXISTS keys (key_id TEXT PRIMARY KEY, account TEXT NOT NULL, "
     "region TEXT NOT NULL, state TEXT NOT NULL, next_rotation REAL, deletion_date REAL, "
-    "current_material TEXT)",
+    "key_manager TEXT NOT NULL DEFAULT 'CUSTOMER', current_material TEXT)",
     "CREATE INDEX IF NOT EXISTS keys_by_rotation ON keys (next_rotation)",
     "CREATE INDEX IF NOT EXISTS keys_by_deletion ON keys (deletion_date)",
     "CREATE INDEX IF NOT EXISTS keys_by_owner ON keys (account, region, key_id)",
@@ -39,7 +39,8 @@ _TABLES = [
 
 
 # Bump when the tables change: an older view is dropped and rebuilt from the log.
-SCHEMA_VERSION = 3  # 3: current_material, expiring_materials (imported key material)
+# 3: key_manager; 4: current_material, expiring_materials, removed_materials (imports)
+SCHEMA_VERSION = 4
 _VIEW_TABLES = ("keys", "aliases", "tags", "expiring_materials", "removed_materials")
 
 
@@ -80,6 +81,20 @@ class KeysView(VersionedView):
                 (key_id, after, limit),
             )
             return [(row[0], row[1]) for row in cursor.fetchall()]
+
+    def count(self, account: str, region: str, resource: str) -> int:
+        """Resources of an account as the view has them (quotas count from here once)."""
+        if resource == "customer_managed_keys":  # pending deletion counts, as AWS counts
+            sql = (
+                "SELECT COUNT(*) FROM keys WHERE account = ? AND region = ? "
+                "AND key_manager = 'CUSTOMER' AND state != 'Deleted'"
+            )
+        else:
+            sql = (
+                "SELECT COUNT(*) FROM aliases WHERE account = ? AND region = ? "
+                "AND target_key_id IS NOT NULL AND name NOT LIKE 'alias/aws/%'"
+            )
+        return int(self._column(sql, (account, region))[0])
 
     def keys_by_state(self) -> dict[str, int]:
         with self.datastore.transaction(commit=False) as cursor:
@@ -143,8 +158,9 @@ def _(event: Cmk.Created, cursor: SQLiteCursor) -> None:
     key_id = str(event.originator_id)
     state = "PendingImport" if event.origin == EXTERNAL else "Enabled"
     cursor.execute(
-        "INSERT OR REPLACE INTO keys VALUES (?, ?, ?, ?, NULL, NULL, ?)",
-        (key_id, event.account, event.region, state, event.material_id or None),
+        "INSERT OR REPLACE INTO keys (key_id, account, region, state, key_manager, "
+        "current_material) VALUES (?, ?, ?, ?, ?, ?)",
+        (key_id, event.account, event.region, state, event.key_manager, event.material_id or None),
     )
     _set_tags(cursor, key_id, event.tags)
 

@@ -66,7 +66,11 @@ async def create_key(call: Call) -> dict[str, Any]:
 def checked_policy(call: Call, policy: str, key_arn: str | None = None) -> None:
     """Grammar, size, principals that exist, and the lockout safety check."""
     known = call.services.known_principals
-    document = validate_key_policy(policy, known_principal=known.__contains__)
+    document = validate_key_policy(
+        policy,
+        known_principal=known.__contains__,
+        max_bytes=call.services.ledger.limits.key_policy_bytes,
+    )
     if not call.params.get("BypassPolicyLockoutSafetyCheck"):
         check_lockout(document, call.context, call.services.clock(), key_arn)
 

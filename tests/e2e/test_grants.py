@@ -23,7 +23,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from api.config import ConfigError, load_config
-from domain.grants import GrantLimits
+from domain.quotas import Limits
 from tests.e2e.authz_config import ACCOUNT_A, ACCOUNT_B, CAST, World, root, settings, toml_text
 from tests.integration.stores import open_usage
 from tests.support import ProcessServer, ThreadServer, advance, refused
@@ -426,7 +426,7 @@ def test_an_explicit_deny_beats_a_grant(kms: World) -> None:
 
 
 def test_both_grant_limits_at_their_edge(tmp_path: Path) -> None:
-    world = start(tmp_path, grant_limits=GrantLimits(per_key=3, per_principal_per_key=2))
+    world = start(tmp_path, limits=Limits(grants_per_key=3, grants_per_principal_per_key=2))
     try:
         key, admin = new_key(world), world("root-a")
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from domain.errors import MalformedPolicyDocumentError
+from domain.errors import LimitExceededError, MalformedPolicyDocumentError
 from domain.policy import (
     INVALID_ACTIONS,
     INVALID_PRINCIPALS,
@@ -1158,16 +1158,16 @@ def test_a_key_policy_of_exactly_32_kb_is_accepted() -> None:
     assert len(parsed.statements) == 1
 
 
-def test_a_key_policy_over_32_kb_is_refused() -> None:
-    with pytest.raises(MalformedPolicyDocumentError) as refused:
+def test_a_key_policy_over_32_kb_is_refused_as_a_quota() -> None:
+    with pytest.raises(LimitExceededError) as refused:
         validate_key_policy(key_doc(ROOT_DELEGATION, pad_to=32769), known_principal=everyone_known)
-    assert refused.value.message == "The policy document exceeds the 32 KB limit."
+    assert "32768 bytes" in refused.value.message
 
 
 def test_the_size_limit_counts_utf8_bytes_not_characters() -> None:
     text = key_doc({**ROOT_DELEGATION, "Sid": "é" * 16384})
     assert len(text) < 32768 < len(text.encode("utf-8"))
-    with pytest.raises(MalformedPolicyDocumentError):
+    with pytest.raises(LimitExceededError):
         validate_key_policy(text, known_principal=everyone_known)
 
 

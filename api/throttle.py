@@ -1,0 +1,70 @@
+"""Token buckets for the request quotas: one per (account, region, family).
+
+A bucket holds at most one second of its rate (at least one request) and refills
+continuously; a request that finds it empty is refused with ThrottlingException "Rate
+exceeded", which AWS SDKs retry with backoff (standard mode) or pace themselves against
+(adaptive mode). Wall-clock monotonic time, never the dev clock.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from domain.errors import ThrottlingError
+from domain.quotas import Quotas, family_of
+
+
+@dataclass
+class _Bucket:
+    rate: float
+    capacity: float
+    tokens: float
+    stamp: float
+
+
+class Throttle:
+    def __init__(self, quotas: Quotas, clock: Callable[[], float] = time.monotonic) -> None:
+        self.quotas = quotas
+        self._clock = clock
+        self._buckets: dict[tuple[str, str, str], _Bucket] = {}
+        self._lock = threading.Lock()
+
+    def take(
+        self,
+        account: str,
+        region: str,
+        operation: str,
+        *,
+        key_spec: str | None = None,
+        pair_spec: str | None = None,
+    ) -> None:
+        family = family_of(operation, key_spec, pair_spec)
+        rate = self.quotas.rate(family)
+        if rate is None:
+            return
+        now = self._clock()
+        with self._lock:
+            bucket = self._buckets.get((account, region, family))
+            if bucket is None:
+                capacity = max(rate, 1.0)
+                bucket = self._buckets[account, region, family] = _Bucket(
+                    rate, capacity, capacity, now
+                )
+            bucket.tokens = min(bucket.capacity, bucket.tokens + (now - bucket.stamp) * bucket.rate)
+            bucket.stamp = now
+            if bucket.tokens < 1.0:
+                raise ThrottlingError("Rate exceeded")
+            bucket.tokens -= 1.0
+
+    def use(self, account: str, region: str) -> dict[str, float]:
+        """Tokens used per family right now (for `keyledger limits`)."""
+        now = self._clock()
+        with self._lock:
+            return {
+                family: round(b.capacity - min(b.capacity, b.tokens + (now - b.stamp) * b.rate), 2)
+                for (acct, reg, family), b in self._buckets.items()
+                if (acct, reg) == (account, region)
+            }
