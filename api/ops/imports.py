@@ -19,6 +19,13 @@ from eventstore.keystore import WrappingKeyMissing
 
 async def get_parameters_for_import(call: Call) -> dict[str, Any]:
     p, services = call.params, call.services
+    # Condition keys (conditions-kms.html): kms:WrappingAlgorithm, kms:WrappingKeySpec.
+    call.ctx = call.context.with_conditions(
+        **{
+            "kms:WrappingAlgorithm": p["WrappingAlgorithm"],
+            "kms:WrappingKeySpec": p["WrappingKeySpec"],
+        }
+    )
     cmk = await call.read(
         services.ledger.read_key,
         call.context,
@@ -55,6 +62,19 @@ async def get_parameters_for_import(call: Call) -> dict[str, Any]:
 async def import_key_material(call: Call) -> dict[str, Any]:
     p, services = call.params, call.services
     keystore = services.ledger.keystore
+    now = services.clock()
+    valid_to = p.get("ValidTo")
+    model, valid_to = imports.check_expiry(
+        p.get("ExpirationModel"),
+        None if valid_to is None else datetime.fromtimestamp(valid_to, UTC),
+        now,
+    )
+    # Condition keys (conditions-kms.html): kms:ExpirationModel, and kms:ValidTo in epoch
+    # seconds (absent, so Null, for material that does not expire).
+    conditions: dict[str, Any] = {"kms:ExpirationModel": model}
+    if valid_to is not None:
+        conditions["kms:ValidTo"] = valid_to.timestamp()
+    call.ctx = call.context.with_conditions(**conditions)
     cmk = await call.read(
         services.ledger.read_key, call.context, p["KeyId"], "ImportKeyMaterial", allow_alias=False
     )
@@ -63,15 +83,8 @@ async def import_key_material(call: Call) -> dict[str, Any]:
     ref = services.import_tokens.read(p["ImportToken"])
     if ref.key_id != cmk.id:
         raise InvalidImportTokenError
-    now = services.clock()
     if ref.expires <= now:
         raise ExpiredImportTokenError
-    valid_to = p.get("ValidTo")
-    model, valid_to = imports.check_expiry(
-        p.get("ExpirationModel"),
-        None if valid_to is None else datetime.fromtimestamp(valid_to, UTC),
-        now,
-    )
     try:
         private = await call.read(keystore.import_key, cmk.id, ref.wrapping_key_id)
     except WrappingKeyMissing:  # spent by an earlier import, or destroyed at expiry

@@ -5,6 +5,7 @@ The customer's wrapping is done with `cryptography` outside keyledger (tests/e2e
 
 from __future__ import annotations
 
+import json
 import os
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -266,3 +267,71 @@ def test_on_demand_rotation_to_new_imported_material(kms: Any) -> None:
         KeyMaterialId=first["KeyMaterialId"],
     )
     assert kms.decrypt(CiphertextBlob=old_blob)["Plaintext"] == b"gen 1"
+
+
+def test_policy_conditions_on_wrapping_and_expiry(kms: Any) -> None:
+    """kms:WrappingAlgorithm, kms:WrappingKeySpec, kms:ExpirationModel, kms:ValidTo
+    (https://docs.aws.amazon.com/kms/latest/developerguide/conditions-kms.html)."""
+    root = "arn:aws:iam::000000000000:root"
+    horizon = (datetime.now(UTC) + timedelta(days=10)).timestamp()
+
+    def deny(action: str, operator: str, condition: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "Effect": "Deny",
+            "Principal": {"AWS": "*"},
+            "Action": action,
+            "Resource": "*",
+            "Condition": {operator: condition},
+        }
+
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"AWS": root}, "Action": "kms:*", "Resource": "*"},
+            deny("kms:GetParametersForImport", "StringEquals", {"kms:WrappingKeySpec": "RSA_2048"}),
+            deny(
+                "kms:GetParametersForImport",
+                "StringEquals",
+                {"kms:WrappingAlgorithm": "RSAES_OAEP_SHA_1"},
+            ),
+            deny(
+                "kms:ImportKeyMaterial",
+                "StringEquals",
+                {"kms:ExpirationModel": "KEY_MATERIAL_DOES_NOT_EXPIRE"},
+            ),
+            deny("kms:ImportKeyMaterial", "NumericGreaterThan", {"kms:ValidTo": str(horizon)}),
+        ],
+    }
+    key_id = external_key(kms, Policy=json.dumps(policy))
+    for algorithm, spec in (("RSAES_OAEP_SHA_256", "RSA_2048"), ("RSAES_OAEP_SHA_1", "RSA_3072")):
+        code, _ = refused(
+            kms.get_parameters_for_import,
+            KeyId=key_id,
+            WrappingAlgorithm=algorithm,
+            WrappingKeySpec=spec,
+        )
+        assert code == "AccessDeniedException"
+    options = {"algorithm": "RSAES_OAEP_SHA_256", "wrapping_key_spec": "RSA_3072"}
+    code, _ = refused(import_material, kms=kms, key_id=key_id, material=MATERIAL, **options)
+    assert code == "AccessDeniedException"
+    far = datetime.now(UTC) + timedelta(days=20)
+    code, _ = refused(
+        import_material,
+        kms=kms,
+        key_id=key_id,
+        material=MATERIAL,
+        ExpirationModel="KEY_MATERIAL_EXPIRES",
+        ValidTo=far,
+        **options,
+    )
+    assert code == "AccessDeniedException"
+    near = datetime.now(UTC) + timedelta(days=5)
+    import_material(
+        kms,
+        key_id,
+        MATERIAL,
+        ExpirationModel="KEY_MATERIAL_EXPIRES",
+        ValidTo=near,
+        **options,
+    )
+    assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "Enabled"
