@@ -22,6 +22,7 @@ from domain.errors import (
     IncorrectKeyError,
     InternalError,
     InvalidCiphertextError,
+    InvalidStateError,
     KmsError,
     NotFoundError,
 )
@@ -402,6 +403,12 @@ class KeyLedger(AliasCommands, GrantCommands, ResourceSlots, Application):
         cmk.check_import(material_id, options["import_type"], options["key_material_id"])
         if cmk.material_present(material_id):  # a re-import: same material, same blob
             wrapped = cmk.materials[material_id]
+        elif self.keystore.key_of(material_id) is not None:
+            # Deleted, but its wrapping key is not destroyed yet (the deleting request is
+            # still finishing, or a crash left it to the repair pass): retry shortly.
+            raise InvalidStateError(
+                f"{cmk.arn} key material {material_id} is being deleted; retry the import."
+            )
         else:
             _, wrapped = self._new_material(uow, cmk.id, material, material_id)
         cmk.import_material(
