@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from api.cli import add_commands
 from api.config import (
     CONFIG_ENV,
     ConfigError,
@@ -177,12 +178,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "KEYLEDGER_OPEN_CREDENTIALS",
         "local development: accept any access key and secret (loopback only)",
     )
+    _option(
+        serve,
+        "--audit-follower",
+        "KEYLEDGER_AUDIT_FOLLOWER",
+        "thread",
+        "thread, or process: project the audit view in a child process, off the server's CPU",
+        convert=str,
+    )
     dev_cert = commands.add_parser(
         "dev-cert",
         help="write a development CA and a localhost certificate",
         description="Write ca.pem, server.pem and server.key (0600) for `serve --tls-*`.",
     )
     dev_cert.add_argument("directory", type=Path, help="where to write the files")
+    add_commands(commands)
     return parser.parse_args(argv)
 
 
@@ -209,6 +219,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         metrics_port=args.metrics_port,
         shutdown_timeout=args.shutdown_timeout,
         config_path=config,
+        audit_follower=args.audit_follower,
     )
 
 
@@ -228,6 +239,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"CA certificate (trust this): {paths['ca']}")
         print(f"serve with: keyledger serve --tls-cert {paths['cert']} --tls-key {paths['key']}")
         return 0
+    if args.command != "serve":  # the admin and forensics commands (api/cli/)
+        _logging("text")
+        try:
+            return int(args.run(args))
+        except (ConfigError, RootKeyError) as error:
+            log.error("%s", error)
+            return 2
     _logging(args.log_format)
     try:
         settings = settings_from(args)

@@ -8,15 +8,18 @@ import functools
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 from uuid import uuid4
 
 from aiohttp import web
 from eventsourcing.sqlite import SQLiteDatastore
 
-from api.config import Settings
+from api.audit_follower import AuditFollower
+from api.config import ConfigError, Settings
 from api.dev import DEV_CLOCK, SCHEDULER, advance_clock
 from api.dispatch import handle, not_found
 from api.health import READY_MAX_LAG, health, ready
@@ -27,13 +30,14 @@ from api.services import SERVICES, Services
 from api.sigv4 import SigV4Verifier
 from api.status import projections_status
 from api.throttle import Throttle
-from api.wire import load_kms_model
+from api.wire import load_kms_model, load_model
 from domain.cmk import Cmk
 from domain.grant_tokens import GrantTokens
 from domain.grants import Grant
 from domain.imports import ImportTokens
 from domain.quotas import needs_key_spec
 from domain.values import RequestContext
+from eventstore.audit_key import AuditKeyStore, publish
 from eventstore.clock import Clock, OffsetClock, system_clock
 from eventstore.key_operations import KeyOperations
 from eventstore.keystore import Keystore
@@ -41,14 +45,22 @@ from eventstore.ledger import KeyLedger
 from eventstore.root_key import load_root_key
 from eventstore.usage_ledger import UsageLedger
 from eventstore.writer import BatchWriter
+from projections.audit_runner import AuditRunner
+from projections.audit_view import AuditView, open_datastore
 from projections.grants_view import GrantsView
 from projections.keys_view import KeysView
 from projections.runner import PollingRunner
 
 log = logging.getLogger("keyledger")
 SETTINGS = web.AppKey("settings", Settings)
-SIGNED_SERVICES = frozenset({"kms", "sts"})  # STS answers GetCallerIdentity on this port
+T = TypeVar("T")
+R = TypeVar("R")
+# STS answers GetCallerIdentity and CloudTrail LookupEvents on this port.
+SIGNED_SERVICES = frozenset({"kms", "sts", "cloudtrail"})
 DEV_FAULT_ENV = "KEYLEDGER_DEV_FAULT"  # honoured only with --dev-clock (crash tests)
+# Honoured only with --dev-clock: "paused" keeps the audit view's thread stopped, so
+# bench/audit.py can measure what the projection costs the request path.
+DEV_AUDIT_ENV = "KEYLEDGER_DEV_AUDIT"
 
 
 def create_app(settings: Settings, clock: Clock | None = None) -> web.Application:
@@ -116,6 +128,7 @@ def _stores(settings: Settings) -> dict[str, str]:
             "persistence": "eventsourcing.popo",
             "keystore": ":memory:",
             "views": f"file:keyledger-views-{uuid4().hex}?mode=memory&cache=shared",
+            "audit": f"file:keyledger-audit-{uuid4().hex}?mode=memory&cache=shared",
             "grants": f"file:keyledger-grants-{uuid4().hex}?mode=memory&cache=shared",
         }
     data_dir = settings.data_dir
@@ -123,6 +136,7 @@ def _stores(settings: Settings) -> dict[str, str]:
         "persistence": "eventstore.sqlite:DurableSQLiteFactory",
         "keystore": str(data_dir / "keystore.db"),
         "views": str(data_dir / "views.db"),
+        "audit": str(data_dir / "audit.db"),
         # Its own file: each view tracks the same KeyLedger log at its own position.
         "grants": str(data_dir / "grants.db"),
         "keyledger": str(data_dir / "keyledger.db"),
@@ -178,6 +192,10 @@ def open_services(settings: Settings, clock: Clock, metrics: Metrics | None = No
     ledger.count_of = functools.partial(_current_count, runner, view)
     throttle = Throttle(settings.quotas)
     ledger.throttle = functools.partial(_throttle_key_use, throttle)
+    audit_keys = AuditKeyStore(stores["keystore"], root_key)
+    audit_runner, audit_follower = open_audit(
+        stores, ledger, usage, audit_keys=audit_keys, settings=settings, clock=clock
+    )
     configs = settings.principal_configs
     directory = Directory(configs, open_credentials=settings.open_credentials)
     metrics = metrics or Metrics()
@@ -193,7 +211,11 @@ def open_services(settings: Settings, clock: Clock, metrics: Metrics | None = No
         commands=BatchWriter(
             "keyledger", ledger.run_batch, on_batch=metrics.batch_committed("keyledger")
         ),
-        records=BatchWriter("usage", usage.record_batch, on_batch=metrics.batch_committed("usage")),
+        records=BatchWriter(
+            "usage",
+            _nudging(usage.record_batch, audit_runner.nudge),
+            on_batch=metrics.batch_committed("usage"),
+        ),
         readers=ThreadPoolExecutor(settings.reader_threads, thread_name_prefix="reader"),
         # Signatures are checked against wall time, never the dev clock: a client signs
         # with its own real clock (SigV4 allows 5 minutes of skew).
@@ -207,6 +229,104 @@ def open_services(settings: Settings, clock: Clock, metrics: Metrics | None = No
         import_tokens=ImportTokens.from_root_key(root_key),
         allowed_source_ips=settings.allowed_source_ips,
         vpc_endpoint_id=settings.vpc_endpoint_id,
+        audit=audit_runner.audit,
+        audit_runner=audit_runner,
+        audit_follower=audit_follower,
+        audit_keys=audit_keys,
+        cloudtrail=load_model("cloudtrail"),
+    )
+
+
+def open_audit(
+    stores: dict[str, str],
+    ledger: KeyLedger,
+    usage: UsageLedger,
+    *,
+    audit_keys: AuditKeyStore,
+    settings: Settings,
+    clock: Clock,
+) -> tuple[AuditRunner, AuditFollower | None]:
+    """The audit view follows both ledgers on its own thread (requests only nudge it) or
+    in a follower process; the server's runner then only catches up before reads."""
+    signer = audit_keys.signer()
+    publish(signer, settings.data_dir)
+    view = AuditView(open_datastore(stores["audit"]))
+    view.create_table()
+    in_process = settings.audit_follower != "process" or settings.data_dir is None
+    runner = AuditRunner(
+        ledger,
+        usage,
+        view,
+        signer=signer,
+        digest_interval=settings.audit_digest_interval if in_process else None,
+        clock=clock,
+    )
+    runner.catch_up()
+    if not in_process and settings.data_dir is not None:
+        follower = AuditFollower(
+            settings.data_dir, settings.audit_digest_interval, settings.environ
+        )
+        runner.external = follower.alive
+        return runner, follower
+    if settings.dev_clock and settings.environ.get(DEV_AUDIT_ENV) == "paused":
+        log.warning("AUDIT VIEW PAUSED (%s): it follows the ledgers only when read", DEV_AUDIT_ENV)
+        return runner, None
+    runner.start()
+    ledger.listeners.append(runner.nudge)
+    return runner, None
+
+
+def _nudging(
+    save: Callable[[Sequence[T]], list[R]], nudge: Callable[[], None]
+) -> Callable[[Sequence[T]], list[R]]:
+    def save_and_nudge(items: Sequence[T]) -> list[R]:
+        outcomes = save(items)
+        nudge()
+        return outcomes
+
+    return save_and_nudge
+
+
+@dataclass
+class Stores:
+    """A data directory's stores, opened by the admin and forensics commands."""
+
+    ledger: KeyLedger
+    usage: UsageLedger
+    audit: AuditView
+    audit_keys: AuditKeyStore
+    data_dir: Path
+
+    def close(self) -> None:
+        self.ledger.close()
+        self.usage.close()
+        self.audit.datastore.close()
+        self.audit_keys.close()
+        self.ledger.keystore.close()
+
+
+def open_stores(data_dir: Path, environ: Mapping[str, str], *, root: bool = False) -> Stores:
+    """The server's own stores, opened the server's way, for commands that read them.
+    Nothing here unwraps key material: the root key is loaded only with ``root=True``
+    (signing an on-demand digest), and the keystore is not opened otherwise."""
+    if not (data_dir / "keyledger.db").exists():
+        raise ConfigError(f"{data_dir} holds no keyledger stores")
+    stores = _stores(Settings(data_dir=data_dir, environ=environ))
+    root_key = load_root_key(data_dir, environ) if root else bytes(32)
+    keystore = Keystore(stores["keystore"] if root else ":memory:", root_key)
+    view = AuditView(open_datastore(stores["audit"]))
+    view.create_table()
+    return Stores(
+        ledger=KeyLedger(
+            _ledger_env(stores, "keyledger"),
+            keystore,
+            system_clock,
+            GrantTokens.from_root_key(root_key),
+        ),
+        usage=UsageLedger(_ledger_env(stores, "usageledger")),
+        audit=view,
+        audit_keys=AuditKeyStore(stores["keystore"], root_key),
+        data_dir=data_dir,
     )
 
 
@@ -248,6 +368,16 @@ def close_services(services: Services) -> None:
     services.keygen.shutdown(wait=True)
     services.runner.stop()
     services.grants_runner.stop()
+    services.audit_runner.stop()
+    try:  # a clean shutdown leaves every record under a signed digest
+        if services.audit_follower is not None:
+            services.audit_follower.stop()  # it signs the closing digest itself
+        else:
+            services.audit_runner.sign_now()
+    except Exception:
+        log.exception("could not sign the closing audit digest")
+    services.audit.datastore.close()
+    services.audit_keys.close()
     services.ledger.close()
     services.usage.close()
     services.view.datastore.close()

@@ -83,8 +83,15 @@ class Settings:
     shutdown_timeout: float = 5.0  # in-flight requests get this long after SIGTERM
     ready_max_lag_seconds: float = 30.0  # /ready fails while a view lags more than this
     config_path: Path | None = None  # reread on SIGHUP
+    # How often the audit view signs a digest (CloudTrail: hourly); also on demand.
+    audit_digest_interval: float = 300.0
+    # "thread": the audit view follows the ledgers on a thread of the server; "process":
+    # in a child process (`keyledger audit follow`), off the server's CPU and GIL.
+    audit_follower: str = "thread"
 
     def __post_init__(self) -> None:
+        if self.audit_follower not in ("thread", "process"):
+            raise ConfigError(f"--audit-follower must be thread or process: {self.audit_follower}")
         if self.dev_clock and not is_loopback(self.host):
             raise ConfigError("--dev-clock is refused unless the server binds a loopback address")
         if self.open_credentials and not is_loopback(self.host):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 from uuid import uuid4
@@ -11,6 +12,7 @@ from uuid import uuid4
 import orjson
 from aiohttp import web
 
+from api import cloudtrail, forensics
 from api.observability import CALL
 from api.ops import OPERATIONS
 from api.recording import request_record
@@ -51,6 +53,12 @@ async def handle(request: web.Request) -> web.Response:
             response = caller_identity(call, body)
             await services.records(request_record(call, None))
             return response
+        other = _other_service(request)
+        if other is not None:
+            run, operation = other
+            answer = await run(call, operation, _json(request, body))
+            await services.records(request_record(call, None))
+            return _respond(call, 200, answer)
         result = await _run(request, call, body)
         if not call.recorded:
             await services.records(request_record(call, None))
@@ -69,6 +77,23 @@ async def not_found(request: web.Request) -> web.Response:
     )
     error = UnknownOperationError(f"{request.method} {request.path} is not a KMS operation.")
     return await _refuse(call, error)
+
+
+# Other JSON 1.1 services on this port, by X-Amz-Target prefix; anything else is KMS's.
+_TARGETS: dict[str, Callable[[Call, str, object], Awaitable[dict[str, Any]]]] = {
+    cloudtrail.CLOUDTRAIL_TARGET_PREFIX: cloudtrail.run,
+    forensics.AUDIT_TARGET_PREFIX: forensics.run,
+}
+
+
+def _other_service(
+    request: web.Request,
+) -> tuple[Callable[[Call, str, object], Awaitable[dict[str, Any]]], str] | None:
+    target = request.headers.get("X-Amz-Target", "")
+    for prefix, run in _TARGETS.items():
+        if target.startswith(prefix):
+            return run, target.removeprefix(prefix)
+    return None
 
 
 def _on_unix_socket(request: web.Request) -> bool:

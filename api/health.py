@@ -37,7 +37,7 @@ def _checks(services: Services, bound: float) -> dict[str, bool]:
         "writer_keyledger": services.commands.alive,
         "writer_usage": services.records.alive,
     }
-    for runner in (services.runner, services.grants_runner):
+    for runner in services.runners():
         status = runner.status()
         checks[f"projection_{runner.name}"] = runner.alive and (
             status["lag_seconds"] <= bound + status["propagation_seconds"]

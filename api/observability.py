@@ -107,7 +107,7 @@ class StoreCollector(Collector):
             "Age of the oldest event not applied yet.",
             labels=["view"],
         )
-        for runner in (self.services.runner, self.services.grants_runner):
+        for runner in self.services.runners():
             status = runner.status()
             position.add_metric([status["name"]], status["position"])
             head.add_metric([status["name"]], status["head"])

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from api.audit_follower import AuditFollower
 from api.config import Network
 from api.observability import Metrics
 from api.principals import Directory
@@ -20,11 +21,14 @@ from api.wire import WireModel
 from domain.imports import ImportTokens
 from domain.usage import RequestRecorded
 from domain.values import RequestContext
+from eventstore.audit_key import AuditKeyStore
 from eventstore.clock import Clock
 from eventstore.key_operations import KeyOperations
 from eventstore.ledger import Done, KeyLedger
 from eventstore.usage_ledger import UsageLedger
 from eventstore.writer import BatchWriter
+from projections.audit_runner import AuditRunner
+from projections.audit_view import AuditView
 from projections.grants_view import GrantsView
 from projections.keys_view import KeysView
 from projections.runner import PollingRunner
@@ -52,7 +56,12 @@ class Services:
     throttle: Throttle
     metrics: Metrics
     import_tokens: ImportTokens  # GetParametersForImport tokens, imported material ids
+    audit: AuditView
+    audit_runner: AuditRunner
+    audit_keys: AuditKeyStore
+    cloudtrail: WireModel  # CloudTrail's model, for LookupEvents on this port
     allowed_source_ips: tuple[Network, ...] = ()
+    audit_follower: AuditFollower | None = None  # the audit view's follower process, if any
     vpc_endpoint_id: str | None = None
     # Key generation (RSA takes up to a second) on its own threads: a burst of CreateKey
     # or GenerateDataKeyPair calls cannot take every reader from other requests.
@@ -63,6 +72,10 @@ class Services:
     @property
     def known_principals(self) -> frozenset[str]:
         return self.directory.known_principals
+
+    def runners(self) -> tuple[PollingRunner, ...]:
+        """Every view's runner, for status, readiness and metrics."""
+        return (self.runner, self.grants_runner, self.audit_runner)
 
     async def read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a blocking read (aggregate load, view query) off the event loop."""

@@ -19,7 +19,6 @@ async def projections_status(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     loop = asyncio.get_running_loop()
     views = [
-        await loop.run_in_executor(services.readers, runner.status)
-        for runner in (services.runner, services.grants_runner)
+        await loop.run_in_executor(services.readers, runner.status) for runner in services.runners()
     ]
     return web.Response(body=orjson.dumps({"views": views}), content_type="application/json")

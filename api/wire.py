@@ -78,6 +78,10 @@ class WireModel:
     def has_operation(self, name: str) -> bool:
         return name in self._operations
 
+    def enum(self, shape_name: str) -> frozenset[str]:
+        """The values a string shape allows (e.g. KeyLastUsageTrackingOperation)."""
+        return frozenset(self._model.shape_for(shape_name).enum)
+
     def parse_request(self, operation: str, body: object) -> dict[str, Any]:
         """Type-check and convert ``body``; one ValidationError lists all violations."""
         parser = self._requests.get(operation) or self._request_parser(operation)
@@ -198,9 +202,14 @@ def _late(table: Mapping[str, Callable[..., Any]], name: str) -> Callable[..., A
 @functools.cache
 def load_kms_model() -> WireModel:
     """botocore's own data/kms/2014-11-01/service-2.json, loaded once."""
+    return load_model("kms")
+
+
+def load_model(service: str) -> WireModel:
+    """Any JSON 1.1 service botocore ships (kms, cloudtrail)."""
     loader = botocore.loaders.create_loader()
-    description = loader.load_service_model("kms", "service-2")
-    return WireModel(botocore.model.ServiceModel(description, service_name="kms"))
+    description = loader.load_service_model(service, "service-2")
+    return WireModel(botocore.model.ServiceModel(description, service_name=service))
 
 
 # --- request parsing -------------------------------------------------------------

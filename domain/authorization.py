@@ -233,12 +233,18 @@ def authorize_identity(ctx: RequestContext, operation: str, resource: str, now: 
     """Operations with no key policy in play (CreateKey, ListKeys, ListAliases,
     GenerateRandom, the alias side of alias operations): IAM policies decide, and an
     account root holds every permission of its account."""
+    authorize_action(ctx, f"kms:{operation}", resource, now)
+
+
+def authorize_action(ctx: RequestContext, action: str, resource: str, now: datetime) -> None:
+    """IAM policies alone, for any service's action ("cloudtrail:LookupEvents",
+    "audit:KeyHistory"); an account root holds every permission of its account."""
     identity = identity_of(ctx)
     if identity.principal.arn == "":
         return
     conditions = {**caller_conditions(identity, now), **ctx.conditions}
     request = AccessRequest(
-        identity.principal, f"kms:{operation}", resource, identity.principal.account, conditions
+        identity.principal, action, resource, identity.principal.account, conditions
     )
     decisions = {evaluate(policy, request) for policy in identity.policies}
     if Decision.EXPLICIT_DENY in decisions:
@@ -246,5 +252,5 @@ def authorize_identity(ctx: RequestContext, operation: str, resource: str, now: 
     elif Decision.ALLOW in decisions or identity.is_root:
         return
     else:
-        outcome = Outcome(False, no_policy_allows("identity", f"kms:{operation}"))
+        outcome = Outcome(False, no_policy_allows("identity", action))
     raise AccessDeniedError(outcome.message(request))

@@ -81,7 +81,11 @@ class RequestContext:
     encryption_context: Mapping[str, str] | None = field(default=None, compare=False, repr=False)
 
     @classmethod
-    def service(cls, account: str, region: str, request_id: str) -> RequestContext:
+    def service(
+        cls, account: str, region: str, request_id: str, operation: str | None = None
+    ) -> RequestContext:
+        """keyledger acting on its own; ``operation`` names the action as CloudTrail's
+        AwsServiceEvent records do (RotateKey, DeleteKey: ct-delete-key.html)."""
         return cls(
             principal=None,
             account=account,
@@ -89,6 +93,7 @@ class RequestContext:
             request_id=request_id,
             user_agent="keyledger-scheduler",
             event_type="AwsServiceEvent",
+            operation=operation,
         )
 
     def as_dict(self) -> dict[str, Any]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import replace
 from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
@@ -449,7 +448,7 @@ class KeyLedger(AliasCommands, GrantCommands, ResourceSlots, Application):
         cmk = uow.get(key_id)
         if not isinstance(cmk, Cmk) or not cmk.rotation_due(uow.now):
             return False
-        ctx = RequestContext.service(cmk.account, cmk.region, str(uuid4()))
+        ctx = RequestContext.service(cmk.account, cmk.region, str(uuid4()), "RotateKey")
         cmk.rotate(AUTOMATIC, *self._new_material(uow, cmk.id), ctx, uow.now)
         return True
 
@@ -459,9 +458,8 @@ class KeyLedger(AliasCommands, GrantCommands, ResourceSlots, Application):
         cmk = uow.get(key_id)
         if not isinstance(cmk, Cmk) or cmk.state is KeyState.DELETED:
             return []
-        ctx = replace(
-            RequestContext.service(cmk.account, cmk.region, str(uuid4())),
-            operation="DeleteExpiredKeyMaterial",
+        ctx = RequestContext.service(
+            cmk.account, cmk.region, str(uuid4()), "DeleteExpiredKeyMaterial"
         )
         return cmk.expire(ctx, uow.now)
 
@@ -481,7 +479,7 @@ class KeyLedger(AliasCommands, GrantCommands, ResourceSlots, Application):
         cmk = uow.get(key_id)
         if not isinstance(cmk, Cmk) or not cmk.deletion_due(uow.now):
             return False
-        ctx = RequestContext.service(cmk.account, cmk.region, str(uuid4()))
+        ctx = RequestContext.service(cmk.account, cmk.region, str(uuid4()), "DeleteKey")
         cmk.delete(ctx, uow.now)
         if cmk.key_manager == "CUSTOMER":
             self.free_slot(uow, cmk.account, cmk.region, CUSTOMER_MANAGED_KEYS)

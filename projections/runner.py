@@ -150,6 +150,10 @@ class PollingRunner:
             await asyncio.sleep(0.002)
         return True
 
+    # Seconds to wait after each catch-up before heeding the next nudge, so that under load
+    # one transaction carries many events (the audit view sets it; 0: follow at once).
+    coalesce = 0.0
+
     def _run(self) -> None:
         while not self._stopped.is_set():
             self._wake.clear()
@@ -157,4 +161,6 @@ class PollingRunner:
                 self.catch_up()
             except Exception:
                 log.exception("projection %s failed; retrying after the poll interval", self.name)
+            if self.coalesce:
+                self._stopped.wait(self.coalesce)
             self._wake.wait(self._wait)

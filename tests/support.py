@@ -159,3 +159,15 @@ def advance(server: ProcessServer, seconds: float) -> float:
     )
     with urllib.request.urlopen(request, timeout=60) as response:
         return float(json.loads(response.read())["now"])
+
+
+def keyledger_cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`keyledger <args> --data-dir <data_dir>` as a separate process (the admin commands)."""
+    return subprocess.run(
+        [sys.executable, "-m", "api", *args, "--data-dir", str(data_dir)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )

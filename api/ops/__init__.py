@@ -17,6 +17,7 @@ from api.ops import (
     mac,
     signing,
     tags,
+    usage,
 )
 from api.services import Call
 
@@ -34,4 +35,5 @@ OPERATIONS: dict[str, Operation] = {
     **key_pairs.OPERATIONS,
     **mac.OPERATIONS,
     **agreement.OPERATIONS,
+    **usage.OPERATIONS,
 }

@@ -1,0 +1,13 @@
+"""Admin and forensics commands: one module per command group, each opening the stores
+through the server's own factory (``api.app.open_stores``)."""
+
+from __future__ import annotations
+
+import argparse
+
+from api.cli import audit, keys
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    audit.add_parser(commands)
+    keys.add_parser(commands)
