@@ -49,8 +49,7 @@ def servers(tmp_path: Path) -> Iterator[list[ProcessServer]]:
 
 
 def start(servers: list[ProcessServer], data_dir: Path) -> ProcessServer:
-    # Durability, not request quotas, is under test: a burst of CreateKey would be throttled.
-    server = ProcessServer(data_dir, extra_args=("--no-quotas",))
+    server = ProcessServer(data_dir)
     servers.append(server)
     return server.start()
 

@@ -66,7 +66,7 @@ def test_material_of_every_type_is_never_on_disk_and_is_shredded_on_deletion(
     tmp_path: Path,
 ) -> None:
     data_dir = tmp_path / "data"
-    server = ProcessServer(data_dir, extra_args=("--dev-clock", "--no-quotas")).start()
+    server = ProcessServer(data_dir, extra_args=("--dev-clock",)).start()
     try:
         kms = server.client()
         key_ids = []

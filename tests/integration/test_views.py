@@ -39,8 +39,8 @@ def test_a_view_started_late_catches_up_with_everything_recorded(tmp_path: Path)
     )
     view = open_view(tmp_path / "views.db")
     runner = PollingRunner(ledger, view)
-    # Every notification, those the view skips (resource counts) included.
-    assert runner.catch_up() == ledger.recorder.max_notification_id()
+    # every event recorded: 3 keys and an alias, and the quota counters they took slots in
+    assert runner.catch_up() == ledger.recorder.max_notification_id() >= 4
     assert view.list_keys(CTX.account, CTX.region, "", 10) == sorted(keys)
     aliases = view.list_aliases(CTX.account, CTX.region, None, "", 10)
     assert [(a["name"], a["target_key_id"]) for a in aliases] == [("alias/a", keys[0])]
@@ -53,14 +53,14 @@ def test_after_a_restart_the_view_resumes_where_it_stopped(tmp_path: Path) -> No
     view = open_view(tmp_path / "views.db")
     PollingRunner(ledger, view).catch_up()
     view.datastore.close()
-    seen = ledger.recorder.max_notification_id() or 0
+    seen = ledger.recorder.max_notification_id()
     later = create(ledger, 2)
     ledger.run(functools.partial(ledger.untag_resource, ctx=CTX, key_id=first[0], tag_keys=["i"]))
     reopened = open_view(tmp_path / "views.db")
     runner = PollingRunner(ledger, reopened)
     assert runner.position == seen
-    # Only what was recorded while it was away.
-    assert runner.catch_up() == (ledger.recorder.max_notification_id() or 0) - seen
+    # only what was recorded while it was away
+    assert runner.catch_up() == ledger.recorder.max_notification_id() - seen
     assert reopened.list_keys(CTX.account, CTX.region, "", 10) == sorted(first + later)
     assert reopened.list_tags(first[0], "", 10) == []
 
