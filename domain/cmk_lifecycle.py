@@ -22,9 +22,6 @@ from domain.values import (
     RequestContext,
 )
 
-if TYPE_CHECKING:
-    from domain.cmk import Cmk
-
 AUTOMATIC, ON_DEMAND = "AUTOMATIC", "ON_DEMAND"
 
 
@@ -32,7 +29,7 @@ class Lifecycle:
     """Mixed into Cmk: each command checks the KMS rule, then records one of Cmk's
     events (RotationEnabled, Rotated, DeletionScheduled, ...)."""
 
-    if TYPE_CHECKING:  # provided by Cmk
+    if TYPE_CHECKING:  # provided by Cmk (typed loosely: this module imports no Cmk)
         arn: str
         key_spec: str
         origin: str
@@ -41,12 +38,12 @@ class Lifecycle:
         next_rotation: datetime | None
         rotations: list[dict[str, Any]]
         deletion_date: datetime | None
-        RotationEnabled = Cmk.RotationEnabled
-        RotationDisabled = Cmk.RotationDisabled
-        Rotated = Cmk.Rotated
-        DeletionScheduled = Cmk.DeletionScheduled
-        DeletionCancelled = Cmk.DeletionCancelled
-        Deleted = Cmk.Deleted
+        RotationEnabled: type[Any]
+        RotationDisabled: type[Any]
+        Rotated: type[Any]
+        DeletionScheduled: type[Any]
+        DeletionCancelled: type[Any]
+        Deleted: type[Any]
 
         def check_not_pending(self) -> None: ...
 
