@@ -143,6 +143,12 @@ def _stores(settings: Settings) -> dict[str, str]:
     }
 
 
+def view_paths(data_dir: Path) -> dict[str, str]:
+    """Each view's SQLite file in a data directory, by the view's name."""
+    stores = _stores(Settings(data_dir=data_dir))
+    return {"keys": stores["views"], "grants": stores["grants"], "audit": stores["audit"]}
+
+
 def _ledger_env(stores: dict[str, str], name: str) -> dict[str, str]:
     # One SQLite file per application: their tables share names (eventsourcing docs).
     env = {"PERSISTENCE_MODULE": stores["persistence"], "AGGREGATE_CACHE_MAXSIZE": "10000"}

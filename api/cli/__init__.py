@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import argparse
 
-from api.cli import audit, keys
+from api.cli import audit, keys, projections
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     audit.add_parser(commands)
     keys.add_parser(commands)
+    projections.add_parser(commands)
