@@ -38,6 +38,7 @@ from domain.quotas import needs_key_spec
 from domain.values import RequestContext
 from eventstore.audit_key import AuditKeyStore, publish
 from eventstore.clock import Clock, OffsetClock, system_clock
+from eventstore.database import is_postgres, postgres_env
 from eventstore.key_operations import KeyOperations
 from eventstore.keystore import Keystore
 from eventstore.ledger import KeyLedger
@@ -121,7 +122,9 @@ def _services_context(
 
 
 def _stores(settings: Settings) -> dict[str, str]:
-    """Where each store lives: SQLite files in the data directory, or memory."""
+    """Where each store lives: SQLite files in the data directory, memory, or (ledgers and
+    keystore) one PostgreSQL database shared by every process, each process keeping its
+    views in its own data directory."""
     if settings.data_dir is None:
         return {
             "persistence": "eventsourcing.popo",
@@ -140,7 +143,12 @@ def _stores(settings: Settings) -> dict[str, str]:
         "grants": str(data_dir / "grants.db"),
         "keyledger": str(data_dir / "keyledger.db"),
         "usageledger": str(data_dir / "usage.db"),
-    }
+    } | (_postgres_stores(settings.store) if is_postgres(settings.store) else {})
+
+
+def _postgres_stores(url: str) -> dict[str, str]:
+    postgres_env(url)  # refuses a malformed URL before anything opens
+    return {"persistence": "eventsourcing.postgres", "postgres": url, "keystore": url}
 
 
 def view_paths(data_dir: Path) -> dict[str, str]:
@@ -152,6 +160,10 @@ def view_paths(data_dir: Path) -> dict[str, str]:
 def _ledger_env(stores: dict[str, str], name: str) -> dict[str, str]:
     # One SQLite file per application: their tables share names (eventsourcing docs).
     env = {"PERSISTENCE_MODULE": stores["persistence"], "AGGREGATE_CACHE_MAXSIZE": "10000"}
+    if "postgres" in stores:
+        # One database for both ledgers: the library names each table after its
+        # application (keyledger_events, usageledger_events).
+        return env | postgres_env(stores["postgres"])
     if name in stores:
         env |= {"SQLITE_DBNAME": stores[name], "SQLITE_LOCK_TIMEOUT": "15"}
     return env
@@ -167,6 +179,8 @@ def _root_key(settings: Settings) -> bytes:
 def open_services(settings: Settings, clock: Clock, metrics: Metrics | None = None) -> Services:
     stores = _stores(settings)
     root_key = _root_key(settings)
+    audit_keys = AuditKeyStore(stores["keystore"], root_key)
+    audit_keys.check_root_key()  # before anything else opens, let alone writes
     keystore = Keystore(stores["keystore"], root_key)
     view = KeysView(SQLiteDatastore(stores["views"], lock_timeout=15))
     view.create_table()
@@ -197,7 +211,6 @@ def open_services(settings: Settings, clock: Clock, metrics: Metrics | None = No
     ledger.count_of = functools.partial(_current_count, runner, view)
     throttle = Throttle(settings.quotas)
     ledger.throttle = functools.partial(_throttle_key_use, throttle)
-    audit_keys = AuditKeyStore(stores["keystore"], root_key)
     audit_runner, audit_follower = open_audit(
         stores, ledger, usage, audit_keys=audit_keys, settings=settings, clock=clock
     )
@@ -309,13 +322,15 @@ class Stores:
         self.ledger.keystore.close()
 
 
-def open_stores(data_dir: Path, environ: Mapping[str, str], *, root: bool = False) -> Stores:
+def open_stores(
+    data_dir: Path, environ: Mapping[str, str], *, root: bool = False, store: str | None = None
+) -> Stores:
     """The server's own stores, opened the server's way, for commands that read them.
     Nothing here unwraps key material: the root key is loaded only with ``root=True``
     (signing an on-demand digest), and the keystore is not opened otherwise."""
-    if not (data_dir / "keyledger.db").exists():
+    if store is None and not (data_dir / "keyledger.db").exists():
         raise ConfigError(f"{data_dir} holds no keyledger stores")
-    stores = _stores(Settings(data_dir=data_dir, environ=environ))
+    stores = _stores(Settings(data_dir=data_dir, environ=environ, store=store))
     root_key = load_root_key(data_dir, environ) if root else bytes(32)
     keystore = Keystore(stores["keystore"] if root else ":memory:", root_key)
     view = AuditView(open_datastore(stores["audit"]))

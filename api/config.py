@@ -88,6 +88,9 @@ class Settings:
     # "thread": the audit view follows the ledgers on a thread of the server; "process":
     # in a child process (`keyledger audit follow`), off the server's CPU and GIL.
     audit_follower: str = "thread"
+    # postgresql://user:password@host/db: the ledgers and the keystore live there, shared
+    # by every keyledger process; None: SQLite files in data_dir.
+    store: str | None = None
 
     def __post_init__(self) -> None:
         if self.audit_follower not in ("thread", "process"):
@@ -131,6 +134,7 @@ class ConfigFile:
     quotas: Quotas = field(default_factory=Quotas)
     allowed_source_ips: tuple[Network, ...] = ()
     vpc_endpoint_id: str | None = None
+    store: str | None = None  # top-level ``store = "postgresql://…"``
 
 
 def load_config(path: Path) -> ConfigFile:
@@ -146,6 +150,7 @@ def load_config(path: Path) -> ConfigFile:
         quotas=_quotas(_table(document, "quotas", path), path),
         allowed_source_ips=_networks(document.get("allowed_source_ips", []), path),
         vpc_endpoint_id=_optional_text(document, "vpc_endpoint_id", path),
+        store=_optional_text(document, "store", path),
     )
 
 

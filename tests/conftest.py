@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 
 from api.config import Settings
+from tests.postgres import Postgres
+from tests.postgres import session as postgres_session
 from tests.support import ThreadServer
 
 
@@ -23,3 +25,15 @@ def server(tmp_path: Path) -> Iterator[ThreadServer]:
 @pytest.fixture
 def kms(server: ThreadServer) -> Any:
     return server.client()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    """One PostgreSQL server for the session (see tests/postgres.py)."""
+    yield from postgres_session()
+
+
+@pytest.fixture
+def pg_store(postgres: Postgres) -> str:
+    """A fresh, empty database on it: its postgresql:// URL."""
+    return postgres.create_database()
