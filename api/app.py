@@ -38,10 +38,11 @@ from domain.quotas import needs_key_spec
 from domain.values import RequestContext
 from eventstore.audit_key import AuditKeyStore, publish
 from eventstore.clock import Clock, OffsetClock, system_clock
-from eventstore.database import is_postgres, postgres_env
+from eventstore.database import check_store_version, is_postgres, postgres_env
 from eventstore.key_operations import KeyOperations
 from eventstore.keystore import Keystore
 from eventstore.ledger import KeyLedger
+from eventstore.notify import Listener
 from eventstore.root_key import load_root_key
 from eventstore.usage_ledger import UsageLedger
 from eventstore.writer import BatchWriter
@@ -179,6 +180,8 @@ def _root_key(settings: Settings) -> bytes:
 def open_services(settings: Settings, clock: Clock, metrics: Metrics | None = None) -> Services:
     stores = _stores(settings)
     root_key = _root_key(settings)
+    if "postgres" in stores:
+        check_store_version(stores["postgres"])
     audit_keys = AuditKeyStore(stores["keystore"], root_key)
     audit_keys.check_root_key()  # before anything else opens, let alone writes
     keystore = Keystore(stores["keystore"], root_key)
@@ -214,6 +217,16 @@ def open_services(settings: Settings, clock: Clock, metrics: Metrics | None = No
     audit_runner, audit_follower = open_audit(
         stores, ledger, usage, audit_keys=audit_keys, settings=settings, clock=clock
     )
+    listener = None
+    if "postgres" in stores:
+        # Events appended by any process wake this one's runners within milliseconds.
+        key_events = [runner.nudge, grants_runner.nudge, audit_runner.nudge]
+        channels = {
+            f"{ledger.name.lower()}_events": key_events,
+            f"{usage.name.lower()}_events": [audit_runner.nudge],
+        }
+        listener = Listener(stores["postgres"], channels)
+        listener.start()
     configs = settings.principal_configs
     directory = Directory(configs, open_credentials=settings.open_credentials)
     metrics = metrics or Metrics()
@@ -251,6 +264,7 @@ def open_services(settings: Settings, clock: Clock, metrics: Metrics | None = No
         audit_follower=audit_follower,
         audit_keys=audit_keys,
         cloudtrail=load_model("cloudtrail"),
+        listener=listener,
     )
 
 
@@ -385,6 +399,8 @@ def close_services(services: Services) -> None:
     services.records.close()
     services.readers.shutdown(wait=True)
     services.keygen.shutdown(wait=True)
+    if services.listener is not None:
+        services.listener.stop()
     services.runner.stop()
     services.grants_runner.stop()
     services.audit_runner.stop()

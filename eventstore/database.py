@@ -56,6 +56,26 @@ def postgres_env(url: str) -> dict[str, str]:
     return env
 
 
+STORE_VERSION = 1  # bump when keyledger's tables in PostgreSQL change shape
+
+
+def check_store_version(url: str) -> None:
+    """Refuse a database written by another keyledger store version, before any write."""
+    db = Database(url)
+    try:
+        db.execute("CREATE TABLE IF NOT EXISTS keyledger_store (version INTEGER NOT NULL)")
+        row = db.execute("SELECT version FROM keyledger_store").fetchone()
+        if row is None:
+            db.execute("INSERT INTO keyledger_store VALUES (?)", (STORE_VERSION,))
+        elif row[0] != STORE_VERSION:
+            raise StoreError(
+                f"{redact(url)} holds a keyledger store of version {row[0]}; this keyledger "
+                f"reads version {STORE_VERSION}"
+            )
+    finally:
+        db.close()
+
+
 class Database:
     """One connection, autocommit, shared by a store's methods under the store's lock."""
 

@@ -4,9 +4,15 @@
 from __future__ import annotations
 
 import base64
+import os
+import subprocess
+import sys
 from pathlib import Path
 
-from tests.support import ProcessServer
+import psycopg
+
+from tests.postgres import PASSWORD, Postgres
+from tests.support import REPO, ProcessServer, free_port
 
 ROOT_KEY = {"KEYLEDGER_ROOT_KEY": base64.b64encode(bytes(range(32))).decode()}
 
@@ -36,3 +42,57 @@ def test_a_server_on_postgresql_serves_keys(tmp_path: Path, pg_store: str) -> No
     finally:
         again.stop()
     assert not (tmp_path / "a" / "keyledger.db").exists()  # the ledgers are in PostgreSQL
+
+
+def _start_fails(tmp_path: Path, store: str, env: dict[str, str] | None = None) -> str:
+    """`keyledger serve` that must refuse to start: its output (one clear line)."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "api",
+            "serve",
+            "--port",
+            str(free_port()),
+            "--data-dir",
+            str(tmp_path / "refused"),
+            "--store",
+            store,
+            "--log-format",
+            "text",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **ROOT_KEY, **(env or {})},
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+    assert len(lines) == 1, lines
+    assert PASSWORD not in lines[0]
+    return lines[0]
+
+
+def test_bad_stores_stop_the_server_with_one_line(
+    tmp_path: Path, postgres: Postgres, pg_store: str
+) -> None:
+    unreachable = f"postgresql://u:{PASSWORD}@127.0.0.1:{free_port()}/db"
+    assert "cannot open the PostgreSQL store" in _start_fails(tmp_path, unreachable)
+    wrong = pg_store.replace(PASSWORD, "not-the-password")
+    line = _start_fails(tmp_path, wrong)
+    assert "password authentication failed" in line and "not-the-password" not in line
+
+    server = _serve(tmp_path / "a", pg_store)
+    server.client().create_key()
+    server.stop()
+    other_root = {"KEYLEDGER_ROOT_KEY": base64.b64encode(bytes(32)).decode()}
+    assert "root key does not match" in _start_fails(tmp_path, pg_store, other_root)
+
+    with psycopg.connect(pg_store, autocommit=True) as conn:
+        conn.execute("UPDATE keyledger_store SET version = 99")
+        events = conn.execute("SELECT count(*) FROM keyledger_events").fetchone()[0]
+    assert "version 99" in _start_fails(tmp_path, pg_store)
+    with psycopg.connect(pg_store, autocommit=True) as conn:  # and nothing was written
+        assert conn.execute("SELECT count(*) FROM keyledger_events").fetchone()[0] == events
