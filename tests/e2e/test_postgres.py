@@ -4,15 +4,21 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
+import pytest
+from botocore.exceptions import ClientError
 
 from tests.postgres import PASSWORD, Postgres
-from tests.support import REPO, ProcessServer, free_port
+from tests.support import REPO, ProcessServer, advance, free_port
 
 ROOT_KEY = {"KEYLEDGER_ROOT_KEY": base64.b64encode(bytes(range(32))).decode()}
 
@@ -96,3 +102,138 @@ def test_bad_stores_stop_the_server_with_one_line(
     assert "version 99" in _start_fails(tmp_path, pg_store)
     with psycopg.connect(pg_store, autocommit=True) as conn:  # and nothing was written
         assert conn.execute("SELECT count(*) FROM keyledger_events").fetchone()[0] == events
+
+
+@pytest.fixture
+def pair(tmp_path: Path, pg_store: str) -> Iterator[tuple[ProcessServer, ProcessServer]]:
+    """Two `keyledger serve` processes (as if on two hosts) on one PostgreSQL."""
+    first = _serve(tmp_path / "a", pg_store, "--dev-clock")
+    second = _serve(tmp_path / "b", pg_store, "--dev-clock")
+    try:
+        yield first, second
+    finally:
+        first.stop()
+        second.stop()
+
+
+def test_two_processes_lose_no_update_and_one_alias_wins(
+    pair: tuple[ProcessServer, ProcessServer],
+) -> None:
+    a, b = (server.client() for server in pair)
+    key_id = a.create_key()["KeyMetadata"]["KeyId"]
+    failures: list[Exception] = []
+
+    def tag(kms: Any, prefix: str) -> None:
+        for n in range(15):
+            try:
+                kms.tag_resource(KeyId=key_id, Tags=[{"TagKey": f"{prefix}{n}", "TagValue": "v"}])
+            except Exception as error:  # noqa: BLE001 (any failure is a lost update)
+                failures.append(error)
+
+    workers = [threading.Thread(target=tag, args=(c, p)) for c, p in ((a, "a"), (b, "b"))]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert failures == []
+    for kms in (a, b):
+        tags = {t["TagKey"] for t in kms.list_resource_tags(KeyId=key_id, Limit=50)["Tags"]}
+        assert tags == {f"{p}{n}" for p in "ab" for n in range(15)}
+
+    targets = [c.create_key()["KeyMetadata"]["KeyId"] for c in (a, b)]
+    for round_ in range(5):
+        outcomes: list[str] = []
+        name = f"alias/race{round_}"
+        racers = [
+            threading.Thread(target=_create_alias, args=(c, name, t, outcomes))
+            for c, t in zip((a, b), targets, strict=True)
+        ]
+        for racer in racers:
+            racer.start()
+        for racer in racers:
+            racer.join()
+        assert sorted(outcomes) == ["AlreadyExistsException", "ok"], outcomes
+        owner = a.describe_key(KeyId=f"alias/race{round_}")["KeyMetadata"]["KeyId"]
+        assert b.describe_key(KeyId=f"alias/race{round_}")["KeyMetadata"]["KeyId"] == owner
+
+
+def _create_alias(kms: Any, name: str, target: str, outcomes: list[str]) -> None:
+    try:
+        kms.create_alias(AliasName=name, TargetKeyId=target)
+        outcomes.append("ok")
+    except ClientError as error:
+        outcomes.append(error.response["Error"]["Code"])
+
+
+def test_a_disable_through_one_is_refused_through_the_other_at_once(
+    pair: tuple[ProcessServer, ProcessServer],
+) -> None:
+    a, b = (server.client() for server in pair)
+    key_id = a.create_key()["KeyMetadata"]["KeyId"]
+    blob = b.encrypt(KeyId=key_id, Plaintext=b"x")["CiphertextBlob"]  # b has it cached
+    for _ in range(10):
+        a.disable_key(KeyId=key_id)
+        # The bound is zero: cryptographic calls read the write model, which every
+        # process brings up to date from the shared log before deciding.
+        with pytest.raises(ClientError) as refused:
+            b.decrypt(CiphertextBlob=blob)
+        assert refused.value.response["Error"]["Code"] == "DisabledException"
+        a.enable_key(KeyId=key_id)
+        assert b.decrypt(CiphertextBlob=blob)["Plaintext"] == b"x"
+    a.put_key_policy(
+        KeyId=key_id,
+        PolicyName="default",
+        Policy=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"AWS": "*"},
+                        "Action": "kms:*",
+                        "Resource": "*",
+                    },
+                    {
+                        "Effect": "Deny",
+                        "Principal": {"AWS": "*"},
+                        "Action": "kms:Decrypt",
+                        "Resource": "*",
+                    },
+                ],
+            }
+        ),
+    )
+    with pytest.raises(ClientError) as denied:
+        b.decrypt(CiphertextBlob=blob)
+    assert denied.value.response["Error"]["Code"] == "AccessDeniedException"
+
+
+def test_scheduled_work_runs_once_across_processes(
+    pair: tuple[ProcessServer, ProcessServer], pg_store: str
+) -> None:
+    a, b = (server.client() for server in pair)
+    doomed = a.create_key()["KeyMetadata"]["KeyId"]
+    rotating = b.create_key()["KeyMetadata"]["KeyId"]
+    a.schedule_key_deletion(KeyId=doomed, PendingWindowInDays=7)
+    b.enable_key_rotation(KeyId=rotating, RotationPeriodInDays=90)
+    b.list_keys()
+    a.list_keys()  # both processes' views know of the due work
+    days = 24 * 3600
+    for step in (8 * days, 83 * days):
+        movers = [threading.Thread(target=advance, args=(s, step)) for s in pair]
+        for mover in movers:
+            mover.start()
+        for mover in movers:
+            mover.join()
+    with psycopg.connect(pg_store) as conn:
+        counts = dict(
+            conn.execute(
+                "SELECT topic, count(*) FROM keyledger_events WHERE topic IN "
+                "('keyledger:Cmk.Deleted', 'keyledger:Cmk.Rotated') GROUP BY topic"
+            ).fetchall()
+        )
+    assert counts == {"keyledger:Cmk.Deleted": 1, "keyledger:Cmk.Rotated": 1}
+    for kms in (a, b):
+        with pytest.raises(ClientError) as gone:
+            kms.describe_key(KeyId=doomed)
+        assert gone.value.response["Error"]["Code"] == "NotFoundException"
