@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,11 +14,18 @@ from tests.postgres import Postgres
 from tests.postgres import session as postgres_session
 from tests.support import ThreadServer
 
+# KEYLEDGER_TEST_STORE=postgresql runs the tests that use `server` against PostgreSQL (a
+# fresh database each); .ci/run does so for the subset named there.
+TEST_STORE_ENV = "KEYLEDGER_TEST_STORE"
+
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[ThreadServer]:
-    """A server on SQLite files in a fresh data directory."""
-    running = ThreadServer(Settings(data_dir=tmp_path / "data", port=0)).start()
+def server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[ThreadServer]:
+    """A server on SQLite files in a fresh data directory (or on PostgreSQL, above)."""
+    store = None
+    if os.environ.get(TEST_STORE_ENV) == "postgresql":
+        store = request.getfixturevalue("pg_store")
+    running = ThreadServer(Settings(data_dir=tmp_path / "data", port=0, store=store)).start()
     yield running
     running.stop()
 
