@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import argparse
 
-from api.cli import audit, keys, projections
+from api.cli import audit, backup, keys, projections
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     audit.add_parser(commands)
     keys.add_parser(commands)
     projections.add_parser(commands)
+    backup.add_parser(commands)

@@ -203,3 +203,57 @@ def test_rebuild_needs_a_name_or_all(tmp_path: Path) -> None:
     done = keyledger_cli(tmp_path, "projections", "rebuild")
     assert done.returncode == 2
     assert "--all" in done.stderr
+
+
+def test_backup_while_serving_and_restore_round_trip(served: ProcessServer, tmp_path: Path) -> None:
+    kms = served.client()
+    keys = _populate(kms, 4)
+    blob = kms.encrypt(KeyId=keys[0], Plaintext=b"kept")["CiphertextBlob"]
+    backup = keyledger_cli(served.data_dir, "backup", str(tmp_path / "backup"))
+    assert backup.returncode == 0, backup.stderr
+    assert "4 keys replayed" in backup.stdout
+    assert "the root key is not in the backup" in backup.stdout
+    assert not (tmp_path / "backup" / "root.key").exists()
+    with_key = keyledger_cli(
+        served.data_dir, "backup", str(tmp_path / "full"), "--include-root-key"
+    )
+    assert with_key.returncode == 0, with_key.stderr
+    assert (tmp_path / "full" / "root.key").read_bytes() == (
+        served.data_dir / "root.key"
+    ).read_bytes()
+    refused = keyledger_cli(served.data_dir, "backup", str(tmp_path / "full"))
+    assert refused.returncode == 2 and "not empty" in refused.stderr
+    kms.create_key()  # after the backup: not in it
+
+    restored = tmp_path / "restored"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "api",
+            "restore",
+            str(tmp_path / "full"),
+            "--data-dir",
+            str(restored),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "4 keys replayed" in done.stdout
+    verified = keyledger_cli(restored, "audit", "verify")
+    assert verified.returncode == 0, verified.stderr
+    server = ProcessServer(restored).start()
+    try:
+        again = server.client()
+        assert again.decrypt(CiphertextBlob=blob)["Plaintext"] == b"kept"
+        listed = {k["KeyId"] for k in again.list_keys()["Keys"]}
+        assert listed == set(keys)
+        assert [a["AliasName"] for a in again.list_aliases(KeyId=keys[1])["Aliases"]] == [
+            "alias/p1"
+        ]
+    finally:
+        server.stop()
