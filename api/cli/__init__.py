@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from api.cli import audit, backup, keys, projections
+from api.cli import audit, backup, keys, migrate, projections
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -13,3 +13,4 @@ def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[
     keys.add_parser(commands)
     projections.add_parser(commands)
     backup.add_parser(commands)
+    migrate.add_parser(commands)

@@ -237,3 +237,34 @@ def test_scheduled_work_runs_once_across_processes(
         with pytest.raises(ClientError) as gone:
             kms.describe_key(KeyId=doomed)
         assert gone.value.response["Error"]["Code"] == "NotFoundException"
+
+
+def test_migrate_a_sqlite_directory_into_postgresql(tmp_path: Path, pg_store: str) -> None:
+    source = tmp_path / "sqlite"
+    server = ProcessServer(source, env=ROOT_KEY).start()
+    try:
+        kms = server.client()
+        key_id = kms.create_key(Description="moved")["KeyMetadata"]["KeyId"]
+        kms.create_alias(AliasName="alias/moved", TargetKeyId=key_id)
+        kms.tag_resource(KeyId=key_id, Tags=[{"TagKey": "k", "TagValue": "v"}])
+        blob = kms.encrypt(KeyId=key_id, Plaintext=b"carried")["CiphertextBlob"]
+    finally:
+        server.stop()
+    command = [sys.executable, "-m", "api", "migrate", "--from", str(source), "--to", pg_store]
+    env = {**os.environ, **ROOT_KEY}
+    first = subprocess.run(command, cwd=REPO, capture_output=True, text=True, env=env, check=False)
+    assert first.returncode == 0, first.stderr
+    assert "verified: event counts equal" in first.stdout
+    assert PASSWORD not in first.stdout + first.stderr
+    second = subprocess.run(command, cwd=REPO, capture_output=True, text=True, env=env, check=False)
+    assert second.returncode == 0, second.stderr
+    assert "copied 0 key events, 0 usage records and 0 keystore rows" in second.stdout
+
+    moved = _serve(tmp_path / "pg-views", pg_store)
+    try:
+        kms = moved.client()
+        assert kms.decrypt(CiphertextBlob=blob)["Plaintext"] == b"carried"
+        assert kms.describe_key(KeyId="alias/moved")["KeyMetadata"]["Description"] == "moved"
+        assert kms.list_resource_tags(KeyId=key_id)["Tags"] == [{"TagKey": "k", "TagValue": "v"}]
+    finally:
+        moved.stop()
