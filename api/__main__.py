@@ -216,6 +216,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         dev_clock=args.dev_clock,
         grant_propagation_seconds=loaded.grant_propagation_seconds,
         limits=loaded.limits,
+        prices=loaded.prices,
         quotas=loaded.quotas if not args.no_quotas else Quotas(enabled=False),
         open_credentials=args.open_credentials,
         allowed_source_ips=loaded.allowed_source_ips,

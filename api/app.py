@@ -34,6 +34,7 @@ from api.wire import load_kms_model, load_model
 from domain.cmk import Cmk
 from domain.grant_tokens import GrantTokens
 from domain.grants import Grant
+from domain.imports import ImportTokens
 from domain.quotas import needs_key_spec
 from domain.values import RequestContext
 from eventstore.audit_key import AuditKeyStore, publish
@@ -51,6 +52,7 @@ from projections.audit_view import AuditView, open_datastore
 from projections.grants_view import GrantsView
 from projections.keys_view import KeysView
 from projections.runner import PollingRunner
+from projections.usage_view import UsageView, usage_runners
 
 log = logging.getLogger("keyledger")
 SETTINGS = web.AppKey("settings", Settings)
@@ -133,6 +135,7 @@ def _stores(settings: Settings) -> dict[str, str]:
             "views": f"file:keyledger-views-{uuid4().hex}?mode=memory&cache=shared",
             "audit": f"file:keyledger-audit-{uuid4().hex}?mode=memory&cache=shared",
             "grants": f"file:keyledger-grants-{uuid4().hex}?mode=memory&cache=shared",
+            "billing": f"file:keyledger-billing-{uuid4().hex}?mode=memory&cache=shared",
         }
     data_dir = settings.data_dir
     return {
@@ -142,6 +145,7 @@ def _stores(settings: Settings) -> dict[str, str]:
         "audit": str(data_dir / "audit.db"),
         # Its own file: each view tracks the same KeyLedger log at its own position.
         "grants": str(data_dir / "grants.db"),
+        "billing": str(data_dir / "billing.db"),
         "keyledger": str(data_dir / "keyledger.db"),
         "usageledger": str(data_dir / "usage.db"),
     } | (_postgres_stores(settings.store) if is_postgres(settings.store) else {})
@@ -155,7 +159,8 @@ def _postgres_stores(url: str) -> dict[str, str]:
 def view_paths(data_dir: Path) -> dict[str, str]:
     """Each view's SQLite file in a data directory, by the view's name."""
     stores = _stores(Settings(data_dir=data_dir))
-    return {"keys": stores["views"], "grants": stores["grants"], "audit": stores["audit"]}
+    names = {"keys": "views", "grants": "grants", "audit": "audit", "usage": "billing"}
+    return {name: stores[store] for name, store in names.items()}
 
 
 def _ledger_env(stores: dict[str, str], name: str) -> dict[str, str]:
@@ -212,6 +217,11 @@ def open_services(settings: Settings, clock: Clock, metrics: Metrics | None = No
     ledger.aliases_of = functools.partial(_current_aliases, runner, view)
     ledger.grants_of = functools.partial(_current_grants, grants_runner, grants_view, ledger)
     ledger.count_of = functools.partial(_current_count, runner, view)
+    usage_view = open_usage_view(stores["billing"])
+    billing = usage_runners(ledger, usage, usage_view)
+    for each in billing:
+        each.catch_up()
+        each.start()
     throttle = Throttle(settings.quotas)
     ledger.throttle = functools.partial(_throttle_key_use, throttle)
     audit_runner, audit_follower = open_audit(
@@ -239,6 +249,9 @@ def open_services(settings: Settings, clock: Clock, metrics: Metrics | None = No
         runner=runner,
         grants_view=grants_view,
         grants_runner=grants_runner,
+        usage_view=usage_view,
+        prices=settings.prices,
+        usage_runners=billing,
         commands=BatchWriter(
             "keyledger", ledger.run_batch, on_batch=metrics.batch_committed("keyledger")
         ),
@@ -257,6 +270,7 @@ def open_services(settings: Settings, clock: Clock, metrics: Metrics | None = No
         directory=directory,
         throttle=throttle,
         metrics=metrics,
+        import_tokens=ImportTokens.from_root_key(root_key),
         allowed_source_ips=settings.allowed_source_ips,
         vpc_endpoint_id=settings.vpc_endpoint_id,
         audit=audit_runner.audit,
@@ -336,6 +350,22 @@ class Stores:
         self.ledger.keystore.close()
 
 
+def open_view_file(data_dir: Path, name: str) -> KeysView | GrantsView:
+    """The keys or grants view of a data directory, for commands that read it."""
+    if name == "keys":
+        view: KeysView | GrantsView = KeysView(SQLiteDatastore(str(data_dir / "views.db")))
+    else:
+        view = GrantsView(SQLiteDatastore(str(data_dir / "grants.db")))
+    view.create_table()
+    return view
+
+
+def open_usage_view(path: str) -> UsageView:
+    view = UsageView(SQLiteDatastore(path, lock_timeout=15))
+    view.create_table()
+    return view
+
+
 def open_stores(
     data_dir: Path, environ: Mapping[str, str], *, root: bool = False, store: str | None = None
 ) -> Stores:
@@ -403,6 +433,9 @@ def close_services(services: Services) -> None:
         services.listener.stop()
     services.runner.stop()
     services.grants_runner.stop()
+    for each in services.usage_runners:
+        each.stop()
+    services.usage_view.datastore.close()
     services.audit_runner.stop()
     try:  # a clean shutdown leaves every record under a signed digest
         if services.audit_follower is not None:

@@ -15,6 +15,7 @@ from typing import Any
 from api.sigv4 import Credential
 from domain.errors import MalformedPolicyDocumentError
 from domain.policy import parse_policy
+from domain.pricing import Prices
 from domain.quotas import DEFAULT_RATES, Limits, Quotas
 
 CONFIG_ENV = "KEYLEDGER_CONFIG"
@@ -68,6 +69,7 @@ class Settings:
     # Request quotas; the CLI turns them on at AWS's rates (see load_config), code that
     # builds Settings itself (tests, embedding) gets none unless it asks.
     quotas: Quotas = field(default_factory=lambda: Quotas(enabled=False))
+    prices: Prices = field(default_factory=Prices)
     # Any access key with any secret (local development, as LocalStack); loopback only.
     open_credentials: bool = False
     # Refuse every request from elsewhere, before authentication (empty: allow all).
@@ -132,6 +134,7 @@ class ConfigFile:
     grant_propagation_seconds: float = 0.0
     limits: Limits = field(default_factory=Limits)
     quotas: Quotas = field(default_factory=Quotas)
+    prices: Prices = field(default_factory=Prices)
     allowed_source_ips: tuple[Network, ...] = ()
     vpc_endpoint_id: str | None = None
     store: str | None = None  # top-level ``store = "postgresql://…"``
@@ -148,6 +151,7 @@ def load_config(path: Path) -> ConfigFile:
         grant_propagation_seconds=_number(grants, "propagation_seconds", 0.0, path),
         limits=_limits(_table(document, "limits", path), path),
         quotas=_quotas(_table(document, "quotas", path), path),
+        prices=_prices(_table(document, "pricing", path), path),
         allowed_source_ips=_networks(document.get("allowed_source_ips", []), path),
         vpc_endpoint_id=_optional_text(document, "vpc_endpoint_id", path),
         store=_optional_text(document, "store", path),
@@ -164,6 +168,19 @@ def _limits(table: dict[str, Any], path: Path) -> Limits:
         for name in defaults.__dataclass_fields__
     }
     return Limits(**values)
+
+
+def _prices(table: dict[str, Any], path: Path) -> Prices:
+    """``[pricing]``: US dollars (key_month, rotation_month, request_per_10k, ...)."""
+    defaults = Prices()
+    unknown = set(table) - set(defaults.__dataclass_fields__)
+    if unknown:
+        raise ConfigError(f"{path}: [pricing] has no {', '.join(sorted(unknown))}")
+    values: dict[str, Any] = {}
+    for name in defaults.__dataclass_fields__:
+        value = _number(table, name, getattr(defaults, name), path)
+        values[name] = int(value) if isinstance(getattr(defaults, name), int) else value
+    return Prices(**values)
 
 
 def _quotas(table: dict[str, Any], path: Path) -> Quotas:

@@ -12,7 +12,7 @@ from uuid import uuid4
 import orjson
 from aiohttp import web
 
-from api import cloudtrail, forensics
+from api import cloudtrail, forensics, usage_api
 from api.observability import CALL
 from api.ops import OPERATIONS
 from api.recording import request_record
@@ -83,6 +83,7 @@ async def not_found(request: web.Request) -> web.Response:
 _TARGETS: dict[str, Callable[[Call, str, object], Awaitable[dict[str, Any]]]] = {
     cloudtrail.CLOUDTRAIL_TARGET_PREFIX: cloudtrail.run,
     forensics.AUDIT_TARGET_PREFIX: forensics.run,
+    usage_api.USAGE_TARGET_PREFIX: usage_api.run,
 }
 
 

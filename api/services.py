@@ -18,6 +18,8 @@ from api.principals import Directory
 from api.sigv4 import SigV4Verifier
 from api.throttle import Throttle
 from api.wire import WireModel
+from domain.imports import ImportTokens
+from domain.pricing import Prices
 from domain.usage import RequestRecorded
 from domain.values import RequestContext
 from eventstore.audit_key import AuditKeyStore
@@ -32,6 +34,7 @@ from projections.audit_view import AuditView
 from projections.grants_view import GrantsView
 from projections.keys_view import KeysView
 from projections.runner import PollingRunner
+from projections.usage_view import UsageView
 
 T = TypeVar("T")
 
@@ -45,6 +48,9 @@ class Services:
     runner: PollingRunner
     grants_view: GrantsView
     grants_runner: PollingRunner
+    usage_view: UsageView
+    prices: Prices
+    usage_runners: tuple[PollingRunner, PollingRunner]
     commands: BatchWriter[Callable[..., Any], Done]
     records: BatchWriter[RequestRecorded, int]
     readers: ThreadPoolExecutor
@@ -55,6 +61,7 @@ class Services:
     directory: Directory  # access keys, their principals and policies
     throttle: Throttle
     metrics: Metrics
+    import_tokens: ImportTokens  # GetParametersForImport tokens, imported material ids
     audit: AuditView
     audit_runner: AuditRunner
     audit_keys: AuditKeyStore
@@ -75,7 +82,7 @@ class Services:
 
     def runners(self) -> tuple[PollingRunner, ...]:
         """Every view's runner, for status, readiness and metrics."""
-        return (self.runner, self.grants_runner, self.audit_runner)
+        return (self.runner, self.grants_runner, self.audit_runner, *self.usage_runners)
 
     async def read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a blocking read (aggregate load, view query) off the event loop."""

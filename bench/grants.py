@@ -76,7 +76,7 @@ def server(port: int) -> Iterator[str]:
         config = Path(tmp) / "keyledger.toml"
         config.write_text(CONFIG)
         args = [sys.executable, "-m", "api", "serve", "--port", str(port)]
-        args += ["--data-dir", f"{tmp}/data", "--config", str(config)]
+        args += ["--data-dir", f"{tmp}/data", "--config", str(config), "--no-quotas"]
         log = (Path(tmp) / "server.log").open("wb")
         process = subprocess.Popen(args, stdout=log, stderr=log)  # noqa: S603 - our own server
         endpoint = f"http://127.0.0.1:{port}"

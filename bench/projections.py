@@ -71,7 +71,7 @@ def main() -> None:
         total = seed(data_dir, args.events)
         opened = open_stores(data_dir, os.environ)
         for name, view in (("keys", KeysView), ("grants", GrantsView)):
-            rebuild = Rebuild(opened.ledger, view, view_paths(data_dir)[name])
+            rebuild = Rebuild([opened.ledger], view, view_paths(data_dir)[name])
             started = time.perf_counter()
             built = rebuild.build()
             seconds = time.perf_counter() - started

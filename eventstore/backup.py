@@ -18,7 +18,15 @@ from eventstore.root_key import ROOT_KEY_FILE
 
 # In copy order (see above). keystore.db holds the wrapping keys and the audit-signing key,
 # both wrapped by the root key.
-FILES = ("views.db", "grants.db", "audit.db", "usage.db", "keyledger.db", "keystore.db")
+FILES = (
+    "views.db",
+    "grants.db",
+    "audit.db",
+    "billing.db",
+    "usage.db",
+    "keyledger.db",
+    "keystore.db",
+)
 PUBLIC_KEY_FILE = "audit-public-key.pem"
 
 

@@ -16,7 +16,7 @@ from eventsourcing.persistence import StoredEvent
 from eventstore.database import Database, StoreError
 
 BATCH = 2000
-KEYSTORE_TABLES = ("wrapping_keys", "audit_signing_keys")
+KEYSTORE_TABLES = ("wrapping_keys", "import_keys", "audit_signing_keys")
 
 
 def copy_log(

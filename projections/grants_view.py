@@ -81,6 +81,22 @@ class GrantsView(VersionedView):
             )
             return [(_key_arn(row), _grant(row)) for row in cursor.fetchall()]
 
+    def busiest(self, account: str, region: str) -> tuple[int, int]:
+        """The most grants on one key, and the most one grantee holds on one key."""
+        with self.datastore.transaction(commit=False) as cursor:
+            cursor.execute(
+                "SELECT COALESCE(MAX(n), 0) FROM (SELECT COUNT(*) AS n FROM grants "
+                "WHERE account = ? AND region = ? GROUP BY key_id)",
+                (account, region),
+            )
+            per_key = int(cursor.fetchone()[0])
+            cursor.execute(
+                "SELECT COALESCE(MAX(n), 0) FROM (SELECT COUNT(*) AS n FROM grants "
+                "WHERE account = ? AND region = ? GROUP BY key_id, grantee)",
+                (account, region),
+            )
+            return per_key, int(cursor.fetchone()[0])
+
     def count(self) -> int:
         return int(self._column("SELECT COUNT(*) FROM grants", ())[0])
 

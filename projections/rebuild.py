@@ -16,7 +16,7 @@ import fcntl
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -60,43 +60,53 @@ def rebuild_lock(live_path: str) -> Iterator[IO[str]]:
 
 
 class Rebuild:
-    """Builds ``view_class`` for ``app``'s log into ``<live_path>.rebuild``."""
+    """Builds ``view_class`` from the logs of ``apps`` into ``<live_path>.rebuild``."""
 
     def __init__(
         self,
-        app: Application,
+        apps: Sequence[Application],
         view_class: type[VersionedView],
         live_path: str,
         *,
         batch: int = BATCH,
     ) -> None:
-        self.app, self.view_class, self.live_path = app, view_class, live_path
+        self.apps, self.view_class, self.live_path = apps, view_class, live_path
         self.fresh_path = f"{live_path}.rebuild"
         self.batch = batch
         self.fresh = view_class(SQLiteDatastore(self.fresh_path, lock_timeout=15))
         self.fresh.create_table()
-        self.position = self.fresh.position(app.name)  # > 0: a resumed rebuild
+        # > 0: a resumed rebuild
+        self.positions = {app.name: self.fresh.position(app.name) for app in apps}
+
+    @property
+    def position(self) -> int:
+        return sum(self.positions.values())
 
     def head(self) -> int:
-        return self.app.recorder.max_notification_id() or 0
+        return sum(app.recorder.max_notification_id() or 0 for app in self.apps)
 
     def build(
-        self, advance: Callable[[int], None] = lambda n: None, stop: int | None = None
+        self, advance: Callable[[int], None] = lambda n: None, stop: Mapping[str, int] | None = None
     ) -> int:
-        """Project the log into the fresh copy up to ``stop`` (default: the head)."""
+        """Project the logs into the fresh copy up to ``stop`` (default: their heads)."""
         built = 0
-        while stop is None or self.position < stop:
-            notifications = self.app.recorder.select_notifications(
-                start=self.position, limit=self.batch, stop=stop, inclusive_of_start=False
-            )
-            if not notifications:
-                break
-            events = [self.app.mapper.to_domain_event(n) for n in notifications]
-            last = notifications[-1].id
-            self.fresh.process(events, Tracking(self.app.name, last), after=self.position)
-            self.position = last
-            built += len(events)
-            advance(len(events))
+        for app in self.apps:
+            until = None if stop is None else stop[app.name]
+            while until is None or self.positions[app.name] < until:
+                notifications = app.recorder.select_notifications(
+                    start=self.positions[app.name],
+                    limit=self.batch,
+                    stop=until,
+                    inclusive_of_start=False,
+                )
+                if not notifications:
+                    break
+                events = [app.mapper.to_domain_event(n) for n in notifications]
+                last = notifications[-1].id
+                self.fresh.process(events, Tracking(app.name, last), after=self.positions[app.name])
+                self.positions[app.name] = last
+                built += len(events)
+                advance(len(events))
         return built
 
     def switch(self) -> Switched:
@@ -105,14 +115,15 @@ class Rebuild:
         try:
             live.execute("ATTACH DATABASE ? AS fresh", (self.fresh_path,))
             started = time.monotonic()
-            live.execute("BEGIN IMMEDIATE")  # the live runner now waits for us
+            live.execute("BEGIN IMMEDIATE")  # the live runners now wait for us
             try:
-                at = _live_position(live, self.app.name)
+                at = {app.name: _live_position(live, app.name) for app in self.apps}
                 # Both copies at the live position: compare, then switch there, so the live
-                # runner simply continues. (This transaction's read snapshot of the fresh
+                # runners simply continue. (This transaction's read snapshot of the fresh
                 # file starts at the comparison, so nothing later could be copied anyway.)
                 self.build(stop=at)
-                differences = self._differences(live) if self.position == at else -1
+                same_place = all(self.positions[name] == at[name] for name in at)
+                differences = self._differences(live) if same_place else -1
                 for table in self.view_class.VIEW_TABLES:
                     live.execute(f"DELETE FROM main.{table}")  # noqa: S608 (our own names)
                     live.execute(f"INSERT INTO main.{table} SELECT * FROM fresh.{table}")  # noqa: S608
@@ -130,7 +141,7 @@ class Rebuild:
         for suffix in ("", "-wal", "-shm"):
             with contextlib.suppress(FileNotFoundError):
                 Path(self.fresh_path + suffix).unlink()
-        return Switched(at, self.position, differences, round(held, 4))
+        return Switched(sum(at.values()), self.position, differences, round(held, 4))
 
     def _differences(self, live: sqlite3.Connection) -> int:
         total = 0

@@ -23,13 +23,18 @@ from api.cli.common import add_data_dir, console, errors, print_json, stores
 from projections.grants_view import GrantsView
 from projections.keys_view import KeysView
 from projections.rebuild import Rebuild, RebuildRunning, rebuild_lock, stored
+from projections.usage_view import UsageView
 from projections.versioned_view import VersionedView
 
 # The views a rebuild can replace. The audit view is not among them: its rows are
 # hash-chained and covered by signed digests, so it is checked (`audit verify`), not
 # regenerated; a damaged audit view is evidence, not a cache.
-REBUILDABLE: dict[str, type[VersionedView]] = {"keys": KeysView, "grants": GrantsView}
-SCHEMA_VERSIONS = {"keys": KeysView.SCHEMA_VERSION, "grants": GrantsView.SCHEMA_VERSION}
+REBUILDABLE: dict[str, type[VersionedView]] = {
+    "keys": KeysView,
+    "grants": GrantsView,
+    "usage": UsageView,
+}
+SCHEMA_VERSIONS = {name: view.SCHEMA_VERSION for name, view in REBUILDABLE.items()}
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -62,7 +67,7 @@ def status_of(opened: Stores, sample: float) -> list[dict[str, Any]]:
     """Every view as its file has it, against the head of the ledgers it follows."""
     ledgers: dict[str, Application] = {a.name: a for a in (opened.ledger, opened.usage)}
     follows = {"keys": [opened.ledger.name], "grants": [opened.ledger.name]}
-    follows["audit"] = [opened.ledger.name, opened.usage.name]
+    follows["audit"] = follows["usage"] = [opened.ledger.name, opened.usage.name]
     before = _positions(opened)
     if sample > 0:
         time.sleep(sample)
@@ -126,7 +131,7 @@ def run_status(args: argparse.Namespace) -> int:
 
 def run_rebuild(args: argparse.Namespace) -> int:
     if args.all == (args.name is not None):
-        errors.print("name one view (keys, grants) or --all")
+        errors.print(f"name one view ({', '.join(sorted(REBUILDABLE))}) or --all")
         return 2
     names = sorted(REBUILDABLE) if args.all else [args.name]
     paths = view_paths(args.data_dir)
@@ -142,7 +147,8 @@ def run_rebuild(args: argparse.Namespace) -> int:
 
 
 def _rebuild(opened: Stores, name: str, path: str) -> None:
-    rebuild = Rebuild(opened.ledger, REBUILDABLE[name], path)
+    apps = [opened.ledger, opened.usage] if name == "usage" else [opened.ledger]
+    rebuild = Rebuild(apps, REBUILDABLE[name], path)
     if rebuild.position:
         console.print(
             f"{name}: resuming the rebuild at position {rebuild.position}", soft_wrap=True

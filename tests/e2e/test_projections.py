@@ -58,7 +58,7 @@ def test_status_on_the_command_line_and_over_http(served: ProcessServer) -> None
     done = keyledger_cli(served.data_dir, "projections", "status", "--json", "--sample", "0.2")
     assert done.returncode == 0, done.stderr
     views = {v["name"]: v for v in json.loads(done.stdout)["views"]}
-    assert set(views) == {"keys", "grants", "audit"}
+    assert set(views) == {"keys", "grants", "audit", "usage"}
     for view in views.values():
         assert view["head"] > 0
         assert 0 <= view["lag_events"] == view["head"] - view["position"]
@@ -70,7 +70,7 @@ def test_status_on_the_command_line_and_over_http(served: ProcessServer) -> None
 
     with urllib.request.urlopen(f"{served.endpoint}/projections", timeout=10) as response:
         over_http = {v["name"]: v for v in json.loads(response.read())["views"]}
-    assert set(over_http) == {"keys", "grants", "audit"}
+    assert {"keys", "grants", "audit", "usage-keys", "usage-requests"} <= set(over_http)
     for view in over_http.values():
         assert {"position", "head", "lag_events", "lag_seconds"} <= set(view)
         assert {"rate_events_per_second", "schema_version"} <= set(view)
@@ -112,7 +112,7 @@ def test_rebuild_while_a_load_runs_switches_to_an_equal_view(served: ProcessServ
     assert failures == []
     assert made, "the load ran during the rebuild"
     # At the switch both copies stood at the same position and held the same rows.
-    assert done.stdout.count("equal to the live view") == 2, done.stdout
+    assert done.stdout.count("equal to the live view") == 3, done.stdout
     assert "equal to the live view" in second.stdout  # idempotent: the same view again
     assert not Path(view_paths(served.data_dir)["keys"] + ".rebuild").exists()
 
@@ -138,7 +138,7 @@ data_dir = Path(sys.argv[1])
 opened = open_stores(data_dir, os.environ)
 path = view_paths(data_dir)["keys"]
 with rebuild_lock(path):
-    rebuild = Rebuild(opened.ledger, KeysView, path, batch=10)
+    rebuild = Rebuild([opened.ledger], KeysView, path, batch=10)
     batches = []
 
     def advance(n):
