@@ -3,10 +3,10 @@
 The fresh copy is an ordinary view of the same class in a file of its own
 (``<view>.db.rebuild``), so the view's own projection code builds it and its tracking row
 makes the build resumable: after a crash or ``kill -9`` the next run continues from the
-fresh copy's position. The switch holds the live view's write lock (``BEGIN IMMEDIATE``),
-brings the fresh copy to the log's head, and replaces the live rows and tracking with the
-fresh ones in that one transaction, so a reader (WAL) sees either the old view or the new
-one, never a mix. Readers keep being served from the old copy throughout.
+fresh copy's position. The switch takes the live view's write lock (the live runners wait),
+brings the fresh copy to the live view's position, compares the two, and replaces the live
+rows and tracking with the fresh ones in that one transaction, so a reader (WAL) sees either
+the old view or the new one, never a mix. Readers keep being served from the old copy.
 """
 
 from __future__ import annotations
@@ -109,13 +109,26 @@ class Rebuild:
                 advance(len(events))
         return built
 
-    def switch(self) -> Switched:
-        """Replace the live view with the fresh copy, atomically, then remove the copy."""
+    def switch(self, wait: float = 3.0) -> Switched:
+        """Replace the live view with the fresh copy, atomically, then remove the copy.
+
+        First give the live view up to ``wait`` seconds to reach the fresh copy's position
+        (a running server's runners follow the log; a view that polls once a second may
+        be behind), so that both can be compared at one position."""
         live = sqlite3.connect(self.live_path, timeout=30, isolation_level=None)
         try:
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline and any(
+                _live_position(live, name) < position for name, position in self.positions.items()
+            ):
+                time.sleep(0.05)
             live.execute("ATTACH DATABASE ? AS fresh", (self.fresh_path,))
             started = time.monotonic()
-            live.execute("BEGIN IMMEDIATE")  # the live runners now wait for us
+            # Take the live file's write lock only (BEGIN IMMEDIATE would also lock the
+            # attached fresh file, which the catch-up below still writes through its own
+            # connection): a write statement locks just the database it writes.
+            live.execute("BEGIN")
+            live.execute("UPDATE main.tracking SET notification_id = notification_id WHERE 0")
             try:
                 at = {app.name: _live_position(live, app.name) for app in self.apps}
                 # Both copies at the live position: compare, then switch there, so the live
