@@ -226,22 +226,7 @@ def test_backup_while_serving_and_restore_round_trip(served: ProcessServer, tmp_
     kms.create_key()  # after the backup: not in it
 
     restored = tmp_path / "restored"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "api",
-            "restore",
-            str(tmp_path / "full"),
-            "--data-dir",
-            str(restored),
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = keyledger_cli(restored, "restore", str(tmp_path / "full"))
     assert done.returncode == 0, done.stderr
     assert "4 keys replayed" in done.stdout
     verified = keyledger_cli(restored, "audit", "verify")
