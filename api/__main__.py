@@ -118,8 +118,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--store",
         STORE_ENV,
         None,
-        "postgresql://user:password@host/db: ledgers and keystore in PostgreSQL (views stay "
-        "in --data-dir); also `store` in the configuration file",
+        "postgresql://user:password@host/db: ledgers and keystore in PostgreSQL, views in "
+        "the data directory; also `store` in the configuration file",
     )
     _option(
         serve,
