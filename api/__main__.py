@@ -25,6 +25,7 @@ from api.serve import serve
 from api.tls import write_dev_certificates
 from api.workers import run_workers, worker_index
 from domain.quotas import Quotas
+from eventstore.database import STORE_ENV, StoreError
 from eventstore.root_key import RootKeyError
 
 log = logging.getLogger("keyledger")
@@ -113,6 +114,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         convert=Path,
     )
     _option(serve, "--config", CONFIG_ENV, None, "TOML configuration file", convert=Path)
+    _option(
+        serve,
+        "--store",
+        STORE_ENV,
+        None,
+        "postgresql://user:password@host/db: ledgers and keystore in PostgreSQL, views in "
+        "the data directory; also `store` in the configuration file",
+    )
     _option(
         serve,
         "--tls-cert",
@@ -232,6 +241,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         audit_follower=args.audit_follower,
         workers=args.workers,
         run_scheduler=worker_index() in (None, 0),
+        store=args.store or loaded.store,
     )
 
 
@@ -255,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
         _logging("text")
         try:
             return int(args.run(args))
-        except (ConfigError, RootKeyError) as error:
+        except (ConfigError, RootKeyError, StoreError) as error:
             log.error("%s", error)
             return 2
     _logging(args.log_format)
@@ -264,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
         if settings.workers > 1 and worker_index() is None:
             return run_workers(sys.argv[1:] if argv is None else argv, settings.workers)
         asyncio.run(serve(settings))
-    except (ConfigError, RootKeyError, ValueError) as error:
+    except (ConfigError, RootKeyError, StoreError, ValueError) as error:
         log.error("%s", error)
         return 2
     return 0

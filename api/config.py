@@ -92,6 +92,9 @@ class Settings:
     audit_follower: str = "thread"
     workers: int = 1  # processes sharing the port and the store (api/workers.py)
     run_scheduler: bool = True  # False in every worker but the first
+    # postgresql://user:password@host/db: the ledgers and the keystore live there, shared
+    # by every keyledger process; None: SQLite files in data_dir.
+    store: str | None = None
 
     def __post_init__(self) -> None:
         if self.workers < 1:
@@ -140,6 +143,7 @@ class ConfigFile:
     prices: Prices = field(default_factory=Prices)
     allowed_source_ips: tuple[Network, ...] = ()
     vpc_endpoint_id: str | None = None
+    store: str | None = None  # top-level ``store = "postgresql://…"``
 
 
 def load_config(path: Path) -> ConfigFile:
@@ -156,6 +160,7 @@ def load_config(path: Path) -> ConfigFile:
         prices=_prices(_table(document, "pricing", path), path),
         allowed_source_ips=_networks(document.get("allowed_source_ips", []), path),
         vpc_endpoint_id=_optional_text(document, "vpc_endpoint_id", path),
+        store=_optional_text(document, "store", path),
     )
 
 
