@@ -36,10 +36,19 @@ def run_workers(argv: Sequence[str], count: int) -> int:
         for index in range(count)
     ]
 
+    stopping: set[int] = set()
+
     def forward(signum: int, _frame: object) -> None:
+        if signum != signal.SIGHUP:
+            stopping.add(signum)
         for child in children:
             if child.poll() is None:
                 child.send_signal(signum)
+
+    def status(code: int) -> int:
+        """A worker that the operator's signal ended before it could handle it (still
+        starting) stopped as asked; anything else non-zero is a failure."""
+        return 0 if code < 0 and -code in stopping else abs(code)
 
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, forward)
@@ -47,9 +56,9 @@ def run_workers(argv: Sequence[str], count: int) -> int:
     while any(child.poll() is None for child in children):
         for child in children:
             code = child.poll()
-            if code not in (None, 0):
+            if code is not None and status(code):
                 # One worker died: stop the others too, so a supervisor sees the failure.
                 forward(signal.SIGTERM, None)
-                worst = max(worst, abs(code))
+                worst = max(worst, status(code))
         time.sleep(0.2)
-    return max([worst, *(abs(child.returncode) for child in children)])
+    return max([worst, *(status(child.returncode) for child in children)])

@@ -130,17 +130,22 @@ def test_a_grant_revoked_through_one_server_is_refused_by_the_other_within_a_pol
 # -- --workers 2 -----------------------------------------------------------------------
 
 
+def _start_both(server: ProcessServer) -> None:
+    """Start, and wait until both workers listen (each logs it once)."""
+    server.start()
+    log = server.data_dir.parent / f"server-{server.port}.log"
+    deadline = time.monotonic() + 60
+    while log.read_text().count('"listening"') + log.read_text().count(": listening") < 2:
+        assert time.monotonic() < deadline, "the second worker did not start"
+        time.sleep(0.05)
+
+
 @pytest.fixture
 def workers(tmp_path: Path) -> Iterator[ProcessServer]:
     data_dir = tmp_path / "data"
     data_dir.mkdir()
-    server = ProcessServer(data_dir, extra_args=("--workers", "2", "--log-format", "text"))
-    server.start()
-    log = data_dir.parent / f"server-{server.port}.log"
-    deadline = time.monotonic() + 30
-    while log.read_text().count("listening") < 2:
-        assert time.monotonic() < deadline, "the second worker did not start"
-        time.sleep(0.05)
+    server = ProcessServer(data_dir, extra_args=("--workers", "2"))
+    _start_both(server)
     try:
         yield server
     finally:
@@ -196,7 +201,7 @@ def test_a_deletion_falls_due_in_both_workers_and_happens_once(tmp_path: Path) -
     data_dir = tmp_path / "data"
     data_dir.mkdir()
     server = ProcessServer(data_dir, extra_args=("--workers", "2", "--dev-clock"))
-    server.start()
+    _start_both(server)
     try:
         kms = _fresh(server)
         key = kms.create_key()["KeyMetadata"]["KeyId"]
