@@ -22,6 +22,7 @@ from api.sts import error_response as sts_error
 from domain.errors import (
     AccessDeniedError,
     ClientGoneError,
+    DependencyTimeoutError,
     InternalError,
     KmsError,
     RequestTooLargeError,
@@ -230,7 +231,12 @@ async def _refuse(call: Call, error: KmsError) -> web.Response:
     """Every refusal is recorded before it is answered; if even that fails, say so."""
     call.outcome = error.code
     try:
-        await call.services.records(request_record(call, error))
+        if not (isinstance(error, DependencyTimeoutError) and call.services.records.unavailable):
+            await call.services.records(request_record(call, error))
+        # else: the record cannot be written; the writer logged the incident once
+    except DependencyTimeoutError as failed:
+        error = failed
+        call.outcome = error.code
     except Exception:
         log.exception("audit record failed", extra={"request_id": call.request_id})
         error = InternalError("An internal error occurred.")
