@@ -117,6 +117,7 @@ class Server:
         args += ["--data-dir", str(self.data_dir)]
         if self.store != "sqlite":
             args += ["--store", self.store]
+        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         log = (self.data_dir.parent / "crash-server.log").open("ab")
         self.process = subprocess.Popen(args, cwd=REPO, stdout=log, stderr=log)  # noqa: S603
         deadline = time.monotonic() + 60
@@ -316,6 +317,8 @@ def _verify_keys(journal: Journal, states: dict[str, str], listed: set[str]) -> 
             expected = {"Enabled", "PendingDeletion"}
         if state not in expected:
             problems.append(f"key {key} is {state}, expected {expected}")
+        elif key in deleting and state == "PendingDeletion":
+            journal.pending_deletion.add(key)  # the cut-off request did happen, whole
     return problems
 
 
@@ -326,8 +329,13 @@ def _verify_aliases(journal: Journal, aliases: dict[str, str | None]) -> list[st
         if aliases.get(name) != key
     ]
     for params in _maybe(journal, "CreateAlias"):
-        if params and aliases.get(params["AliasName"]) not in (None, params["TargetKeyId"]):
+        if not params:
+            continue
+        target = aliases.get(params["AliasName"])
+        if target not in (None, params["TargetKeyId"]):
             problems.append(f"in-flight alias {params['AliasName']} half applied")
+        elif target is not None:
+            journal.aliases[params["AliasName"]] = target  # it happened, whole
     return problems
 
 
@@ -352,6 +360,7 @@ def _verify_policies(kms: Any, journal: Journal, states: dict[str, str]) -> list
         actual = kms.get_key_policy(KeyId=key, PolicyName="default")["Policy"]
         if actual not in (policy, *maybe):
             problems.append(f"policy of {key} is not the acknowledged one")
+        journal.policies[key] = actual
     return problems
 
 
@@ -441,6 +450,8 @@ def run(
             if cycle > 1:  # the previous cycle's kill, checked on the restarted server
                 problems = verify(server, journals, store, cycle > cycles, unanswered)
                 failures += [f"cycle {cycle - 1}: {p}" for p in problems]
+                for problem in problems:
+                    say(f"cycle {cycle - 1}: FAILURE {problem}")
                 for journal in journals:
                     journal.maybe.clear()  # decided now: there or not, and checked
                 say(
@@ -460,6 +471,7 @@ def run(
         problem = audit_verify(data_dir)
         if problem:
             failures.append(f"cycle {cycle}: audit verify: {problem}")
+            say(f"cycle {cycle}: FAILURE audit verify: {problem}")
     server.stop()
     if at_rest:
         failures += [f"at rest: {hit}" for hit in scan(data_dir, journals)]
