@@ -7,11 +7,16 @@ import json
 import logging
 import socket
 import time
+from datetime import UTC, datetime
 from typing import Any
+from uuid import uuid4
 
 import pytest
 
 from api.services import SERVICES
+from domain.usage import RequestRecorded
+from domain.values import RequestContext
+from projections.audit_record import usage_record
 from tests.e2e.test_api_hostile import send_signed, signed_headers
 from tests.support import ThreadServer, refused, unvalidated
 
@@ -101,3 +106,21 @@ def test_a_client_that_goes_away_mid_body_is_not_a_server_failure(
     assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
     assert any("client went away" in r.getMessage() for r in caplog.records)
     assert server.client().encrypt(KeyId=key_id, Plaintext=b"x")["KeyId"]
+
+
+def test_the_record_of_a_client_that_went_away_projects_to_cloudtrail() -> None:
+    anonymous = RequestContext(None, "", "", str(uuid4()), "127.0.0.1", None)
+    record = RequestRecorded(
+        originator_id=uuid4(),
+        originator_version=1,
+        timestamp=datetime.now(UTC),
+        operation="Encrypt",
+        request=anonymous.as_dict(),
+        key_arn=None,
+        parameters={},
+        error_code="ClientClosedRequest",
+        error_message="The client closed the connection before the request body arrived.",
+    )
+    trail = usage_record(record, 1)
+    assert (trail["eventName"], trail["errorCode"]) == ("Encrypt", "ClientClosedRequest")
+    assert trail["userIdentity"]["type"] == "Unknown"
