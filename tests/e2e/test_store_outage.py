@@ -4,6 +4,7 @@ not ready, and the server recovers by itself when the store does."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -21,6 +22,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from api.config import Settings
+from api.services import SERVICES
 from tests.support import ThreadServer
 
 # A request fails within this many seconds while the store cannot commit: the writer waits
@@ -35,6 +37,25 @@ print("locked", flush=True)
 sys.stdin.readline()
 db.execute("ROLLBACK")
 """
+
+
+@contextlib.contextmanager
+def holding_lock(database: Path) -> Iterator[None]:
+    """Another process holds an exclusive lock on ``database`` until the block ends."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(database)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        yield
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.write("\n")
+        holder.stdin.close()
+        holder.wait(10)
 
 
 def ready(server: ThreadServer) -> tuple[int, dict[str, Any]]:
@@ -79,14 +100,7 @@ def test_a_locked_usage_store_is_a_fast_retryable_refusal(
         kms = server.client()
         key_id = kms.create_key()["KeyMetadata"]["KeyId"]
         caplog.set_level(logging.INFO)
-        holder = subprocess.Popen(
-            [sys.executable, "-c", HOLD_LOCK, str(tmp_path / "data" / "usage.db")],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        with holding_lock(tmp_path / "data" / "usage.db"):
             for _ in range(3):
                 code, status, elapsed = refused_fast(
                     lambda: kms.encrypt(KeyId=key_id, Plaintext=b"x")
@@ -95,11 +109,6 @@ def test_a_locked_usage_store_is_a_fast_retryable_refusal(
                 assert elapsed < BOUND_SECONDS
             status, body = ready(server)
             assert status == 503 and body["checks"]["commits_usage"] is False
-        finally:
-            assert holder.stdin is not None
-            holder.stdin.write("\n")
-            holder.stdin.close()
-            holder.wait(10)
         assert wait_until(lambda: ready(server)[0] == 200)  # recovers without a request
         assert kms.encrypt(KeyId=key_id, Plaintext=b"x")["KeyId"]
         assert_one_line_per_incident(caplog)
@@ -114,25 +123,22 @@ def test_a_locked_key_store_refuses_commands_but_records_the_refusal(
     try:
         kms = server.client()
         caplog.set_level(logging.INFO)
-        holder = subprocess.Popen(
-            [sys.executable, "-c", HOLD_LOCK, str(tmp_path / "data" / "keyledger.db")],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        with holding_lock(tmp_path / "data" / "keyledger.db"):
             code, status, elapsed = refused_fast(kms.create_key)
             assert (code, status) == ("DependencyTimeoutException", 503)
             assert elapsed < BOUND_SECONDS
             assert ready(server)[1]["checks"]["commits_keyledger"] is False
-        finally:
-            assert holder.stdin is not None
-            holder.stdin.write("\n")
-            holder.stdin.close()
-            holder.wait(10)
         assert wait_until(lambda: ready(server)[0] == 200)
         assert len(kms.list_keys()["Keys"]) == 0  # nothing half-applied
+        assert server.app is not None
+        usage = server.app[SERVICES].usage
+        records = [
+            usage.mapper.to_domain_event(n)
+            for n in usage.recorder.select_notifications(start=1, limit=1000)
+        ]
+        assert ("CreateKey", "DependencyTimeoutException") in {
+            (r.operation, r.error_code) for r in records
+        }
         kms.create_key()
         assert_one_line_per_incident(caplog)
     finally:
