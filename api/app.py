@@ -34,6 +34,7 @@ from api.wire import load_kms_model, load_model
 from domain.cmk import Cmk
 from domain.grant_tokens import GrantTokens
 from domain.grants import Grant
+from domain.imports import ImportTokens
 from domain.quotas import needs_key_spec
 from domain.values import RequestContext
 from eventstore.audit_key import AuditKeyStore, publish
@@ -246,6 +247,7 @@ def open_services(settings: Settings, clock: Clock, metrics: Metrics | None = No
         directory=directory,
         throttle=throttle,
         metrics=metrics,
+        import_tokens=ImportTokens.from_root_key(root_key),
         allowed_source_ips=settings.allowed_source_ips,
         vpc_endpoint_id=settings.vpc_endpoint_id,
         audit=audit_runner.audit,

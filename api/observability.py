@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -19,9 +19,21 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
-    from api.services import Services
+    from projections.grants_view import GrantsView
+    from projections.keys_view import KeysView
+    from projections.runner import PollingRunner
 
 log = logging.getLogger("keyledger.requests")
+class Observed(Protocol):
+    """What the collector reads (Services has it); a protocol, so this module and
+    api.services do not import each other."""
+
+    view: KeysView
+    grants_view: GrantsView
+
+    def runners(self) -> tuple[PollingRunner, ...]: ...
+
+
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 CALL = web.RequestKey("call", object)  # the dispatch's Call, for the access log
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -77,7 +89,7 @@ class Metrics:
 
         return record
 
-    def watch(self, services: Services) -> None:
+    def watch(self, services: Observed) -> None:
         self.registry.register(StoreCollector(services))
 
     def exposition(self) -> bytes:
@@ -87,7 +99,7 @@ class Metrics:
 class StoreCollector(Collector):
     """View positions and lag, and keys by state, read when Prometheus scrapes."""
 
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Observed) -> None:
         self.services = services
 
     def collect(self) -> Iterator[Metric]:

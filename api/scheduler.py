@@ -1,4 +1,5 @@
-"""The scheduler inside `keyledger serve`: due rotations, due deletions, shredding repair."""
+"""The scheduler inside `keyledger serve`: due rotations, due deletions, expiry of imported
+key material and of import tokens, shredding repair."""
 
 from __future__ import annotations
 
@@ -51,11 +52,16 @@ class Scheduler:
             services = self.services
             await services.read(services.runner.catch_up)
             done = await services.read(self.repair_shredding)
+            done += await self.repair_removed_materials()
             now = services.clock()
             for key_id in await services.read(services.view.due_rotations, now):
                 done += await self._command(services.ledger.rotate_if_due, UUID(key_id))
             for key_id in await services.read(services.view.due_deletions, now):
                 done += await self._delete(UUID(key_id))
+            for key_id in await services.read(services.view.due_expiries, now):
+                done += await self._expire(UUID(key_id))
+            keystore = services.ledger.keystore
+            await services.read(keystore.destroy_expired_import_keys, now.timestamp())
             return done
 
     async def _command(self, method: Callable[..., bool], key_id: UUID, **kwargs: Any) -> int:
@@ -76,11 +82,44 @@ class Scheduler:
         log.info("key deleted and its wrapping keys destroyed", extra={"key_id": str(key_id)})
         return 1
 
+    async def _expire(self, key_id: UUID) -> int:
+        """Imported material past its ValidTo: MaterialExpired is durable first, then the
+        material's wrapping keys are destroyed (importing-keys.html: "AWS KMS deletes the
+        key material"). A crash in between leaves the wrapping key to a later
+        DeleteImportedKeyMaterial or key deletion; the key is PendingImport either way."""
+        outcome = await self.services.commands(
+            functools.partial(self.services.ledger.expire_if_due, key_id=key_id)
+        )
+        expired: list[str] = outcome.value
+        if not expired:
+            return 0
+        await self.services.read(self.services.ledger.keystore.destroy_materials, expired)
+        log.info("imported key material expired and destroyed", extra={"key_id": str(key_id)})
+        return 1
+
     def repair_shredding(self) -> int:
-        """Destroy what a crash left: wrapping keys of keys already Deleted."""
-        keystore = self.services.ledger.keystore
-        leftover = set(self.services.view.deleted_keys()) & keystore.key_ids()
+        """Destroy what a crash left: wrapping keys of keys already Deleted, and of
+        imported material already deleted or expired."""
+        keystore, view = self.services.ledger.keystore, self.services.view
+        leftover = set(view.deleted_keys()) & keystore.key_ids()
         for key_id in leftover:
             keystore.destroy(UUID(key_id))
             log.warning("completed an interrupted key deletion", extra={"key_id": key_id})
         return len(leftover)
+
+    async def repair_removed_materials(self) -> int:
+        """Wrapping keys of imported material the view says was deleted or expired but
+        the keystore still holds. Re-checked on the writer thread against the write
+        model, so material imported again meanwhile is left alone."""
+        services = self.services
+        keystore = services.ledger.keystore
+        candidates = await services.read(
+            lambda: sorted(set(services.view.removed_materials()) & keystore.material_ids())
+        )
+        if not candidates:
+            return 0
+        outcome = await services.commands(
+            functools.partial(services.ledger.shred_removed_materials, material_ids=candidates)
+        )
+        log.warning("completed an interrupted deletion of imported key material")
+        return int(outcome.value)

@@ -18,6 +18,7 @@ from api.principals import Directory
 from api.sigv4 import SigV4Verifier
 from api.throttle import Throttle
 from api.wire import WireModel
+from domain.imports import ImportTokens
 from domain.pricing import Prices
 from domain.usage import RequestRecorded
 from domain.values import RequestContext
@@ -59,6 +60,7 @@ class Services:
     directory: Directory  # access keys, their principals and policies
     throttle: Throttle
     metrics: Metrics
+    import_tokens: ImportTokens  # GetParametersForImport tokens, imported material ids
     audit: AuditView
     audit_runner: AuditRunner
     audit_keys: AuditKeyStore

@@ -9,6 +9,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate
 
 from domain.cmk_grants import GrantRules
+from domain.cmk_imports import ImportRules, imported_info
 from domain.cmk_lifecycle import AUTOMATIC, Lifecycle
 from domain.errors import (
     DisabledError,
@@ -20,6 +21,7 @@ from domain.key_specs import KEY_OPERATIONS, algorithms, check_operation_fits
 from domain.values import (
     AWS_KMS,
     ENCRYPT_DECRYPT,
+    EXTERNAL,
     MAX_TAGS_PER_KEY,
     SYMMETRIC_DEFAULT,
     KeyState,
@@ -34,7 +36,7 @@ from domain.values import (
 CRYPTO_OPERATIONS = KEY_OPERATIONS
 
 
-class Cmk(Lifecycle, GrantRules, Aggregate):
+class Cmk(Lifecycle, GrantRules, ImportRules, Aggregate):
     """A customer master key. Commands check the KMS rules, then record an event."""
 
     TOPIC = "keyledger:Cmk"
@@ -65,9 +67,15 @@ class Cmk(Lifecycle, GrantRules, Aggregate):
             cmk.description, cmk.policy = self.description, self.policy
             cmk.tags = dict(self.tags)
             cmk.multi_region = self.multi_region
-            cmk.state = KeyState.ENABLED
-            cmk.materials = {self.material_id: self.wrapped_material}
-            cmk.current_material_id = self.material_id
+            cmk.imports = {}
+            if self.origin == EXTERNAL:  # no material until ImportKeyMaterial
+                cmk.state = KeyState.PENDING_IMPORT
+                cmk.materials = {}
+                cmk.current_material_id = None
+            else:
+                cmk.state = KeyState.ENABLED
+                cmk.materials = {self.material_id: self.wrapped_material}
+                cmk.current_material_id = self.material_id
             cmk.rotation_period_days = None
             cmk.next_rotation = None
             cmk.rotations = []
@@ -139,10 +147,57 @@ class Cmk(Lifecycle, GrantRules, Aggregate):
         def apply(self, cmk: Cmk) -> None:
             cmk.materials = {**cmk.materials, self.material_id: self.wrapped_material}
             cmk.current_material_id = self.material_id
+            if self.material_id in cmk.imports:  # imported material pending rotation
+                info = cmk.imports[self.material_id] | {"pending_rotation": False}
+                cmk.imports = {**cmk.imports, self.material_id: info}
             rotation = {"material_id": self.material_id, "date": self.timestamp}
             cmk.rotations = [*cmk.rotations, rotation | {"type": self.rotation_type}]
             if self.rotation_type == AUTOMATIC:
                 cmk.next_rotation = self.next_rotation
+
+    class MaterialImported(Event):
+        """ImportKeyMaterial: the customer's material, stored only wrapped (its wrapping
+        key in the keystore, like generated material)."""
+
+        TOPIC = "keyledger:Cmk.MaterialImported"
+        material_id: str
+        wrapped_material: bytes
+        expiration_model: str
+        valid_to: datetime | None
+        description: str | None
+        pending_rotation: bool
+
+        def apply(self, cmk: Cmk) -> None:
+            cmk.materials = {**cmk.materials, self.material_id: self.wrapped_material}
+            info = imported_info(
+                description=self.description,
+                expiration_model=self.expiration_model,
+                valid_to=self.valid_to,
+                pending=self.pending_rotation,
+            )
+            cmk.imports = {**cmk.imports, self.material_id: info}
+            if cmk.current_material_id is None:
+                cmk.current_material_id = self.material_id
+            if cmk.state is KeyState.PENDING_IMPORT and self.material_id == cmk.current_material_id:
+                cmk.state = KeyState.ENABLED
+
+    class MaterialDeleted(Event):
+        """DeleteImportedKeyMaterial; the wrapping keys are destroyed once this is durable."""
+
+        TOPIC = "keyledger:Cmk.MaterialDeleted"
+        material_ids: list[str]
+
+        def apply(self, cmk: Cmk) -> None:
+            cmk.remove_imported(self.material_ids)
+
+    class MaterialExpired(Event):
+        """ValidTo passed (CloudTrail: DeleteExpiredKeyMaterial, an AwsServiceEvent)."""
+
+        TOPIC = "keyledger:Cmk.MaterialExpired"
+        material_ids: list[str]
+
+        def apply(self, cmk: Cmk) -> None:
+            cmk.remove_imported(self.material_ids)
 
     class DeletionScheduled(Event):
         TOPIC = "keyledger:Cmk.DeletionScheduled"
@@ -231,6 +286,7 @@ class Cmk(Lifecycle, GrantRules, Aggregate):
         deletion_date: datetime | None
         pending_window_days: int | None
         grants: dict[str, Grant]
+        imports: dict[str, dict[str, Any]]
 
     @classmethod
     def create(
@@ -247,9 +303,11 @@ class Cmk(Lifecycle, GrantRules, Aggregate):
         key_manager: str = "CUSTOMER",
         key_spec: str = SYMMETRIC_DEFAULT,
         key_usage: str = ENCRYPT_DECRYPT,
+        origin: str = AWS_KMS,
     ) -> Cmk:
         """CreateKey for an AWS_KMS key of any spec (checked by the caller against the
-        catalogue); material is decided and wrapped by the caller."""
+        catalogue); material is decided and wrapped by the caller. An EXTERNAL key has
+        none yet (empty material id and blob) and starts PendingImport."""
         check_tags_allowed(list(tags))
         if len(tags) > MAX_TAGS_PER_KEY:
             raise TagError("Too many tags")
@@ -262,7 +320,7 @@ class Cmk(Lifecycle, GrantRules, Aggregate):
             region=ctx.region,
             key_spec=key_spec,
             key_usage=key_usage,
-            origin=AWS_KMS,
+            origin=origin,
             description=description,
             policy=policy,
             tags=tags,
@@ -288,10 +346,27 @@ class Cmk(Lifecycle, GrantRules, Aggregate):
             check_operation_fits(self.arn, self.key_spec, self.key_usage, operation)
 
     def check_not_pending(self) -> None:
-        if self.state is KeyState.PENDING_DELETION:
-            raise InvalidStateError(f"{self.arn} is pending deletion.")
+        self.check_not_pending_deletion()
         if self.state is KeyState.PENDING_IMPORT:
             raise InvalidStateError(f"{self.arn} is pending import.")
+
+    def check_not_pending_deletion(self) -> None:
+        """TagResource, UntagResource, UpdateKeyDescription and ScheduleKeyDeletion work
+        on a key pending import (key-state table)."""
+        if self.state is KeyState.PENDING_DELETION:
+            raise InvalidStateError(f"{self.arn} is pending deletion.")
+
+    def remove_imported(self, material_ids: list[str]) -> None:
+        """Apply body of MaterialDeleted and MaterialExpired: new containers only."""
+        imports = dict(self.imports)
+        for material_id in material_ids:
+            imports[material_id] = imports[material_id] | {
+                "imported": False,
+                "pending_rotation": False,
+            }
+        self.imports = imports
+        if self.current_material_id in material_ids:
+            self.state = KeyState.PENDING_IMPORT
 
     # -- commands ------------------------------------------------------------------
 
@@ -306,7 +381,7 @@ class Cmk(Lifecycle, GrantRules, Aggregate):
             self.trigger_event(self.Disabled, timestamp=now, request=ctx.as_dict())
 
     def update_description(self, description: str, ctx: RequestContext, now: datetime) -> None:
-        self.check_not_pending()
+        self.check_not_pending_deletion()
         self.trigger_event(
             self.DescriptionUpdated, timestamp=now, request=ctx.as_dict(), description=description
         )
@@ -318,7 +393,7 @@ class Cmk(Lifecycle, GrantRules, Aggregate):
 
     def tag(self, tags: dict[str, str], ctx: RequestContext, now: datetime) -> None:
         """TagResource: new values replace old ones; 50 tags per key at most."""
-        self.check_not_pending()
+        self.check_not_pending_deletion()
         check_tags_allowed(list(tags))
         if len(set(self.tags) | set(tags)) > MAX_TAGS_PER_KEY:
             raise TagError("Too many tags")
@@ -327,7 +402,7 @@ class Cmk(Lifecycle, GrantRules, Aggregate):
         )
 
     def untag(self, tag_keys: list[str], ctx: RequestContext, now: datetime) -> None:
-        self.check_not_pending()
+        self.check_not_pending_deletion()
         if any(is_reserved_tag_key(key) for key in tag_keys):
             raise TagError("Tags beginning with aws: are reserved")
         self.trigger_event(
@@ -358,6 +433,7 @@ class Cmk(Lifecycle, GrantRules, Aggregate):
             **algorithms(self.key_spec, self.key_usage),
             "MultiRegion": self.multi_region,
             "CurrentKeyMaterialId": self.current_material_id,
+            **self.import_metadata(),
             "DeletionDate": self.deletion_date,
             "PendingDeletionWindowInDays": self.pending_window_days,
         }

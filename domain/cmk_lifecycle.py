@@ -14,15 +14,13 @@ from domain.errors import (
 )
 from domain.values import (
     AWS_KMS,
+    EXTERNAL,
     MAX_ON_DEMAND_ROTATIONS,
     PENDING_WINDOW_DAYS,
     SYMMETRIC_DEFAULT,
     KeyState,
     RequestContext,
 )
-
-if TYPE_CHECKING:
-    from domain.cmk import Cmk
 
 AUTOMATIC, ON_DEMAND = "AUTOMATIC", "ON_DEMAND"
 
@@ -31,7 +29,7 @@ class Lifecycle:
     """Mixed into Cmk: each command checks the KMS rule, then records one of Cmk's
     events (RotationEnabled, Rotated, DeletionScheduled, ...)."""
 
-    if TYPE_CHECKING:  # provided by Cmk
+    if TYPE_CHECKING:  # provided by Cmk (typed loosely: this module imports no Cmk)
         arn: str
         key_spec: str
         origin: str
@@ -40,32 +38,38 @@ class Lifecycle:
         next_rotation: datetime | None
         rotations: list[dict[str, Any]]
         deletion_date: datetime | None
-        RotationEnabled = Cmk.RotationEnabled
-        RotationDisabled = Cmk.RotationDisabled
-        Rotated = Cmk.Rotated
-        DeletionScheduled = Cmk.DeletionScheduled
-        DeletionCancelled = Cmk.DeletionCancelled
-        Deleted = Cmk.Deleted
+        RotationEnabled: type[Any]
+        RotationDisabled: type[Any]
+        Rotated: type[Any]
+        DeletionScheduled: type[Any]
+        DeletionCancelled: type[Any]
+        Deleted: type[Any]
 
         def check_not_pending(self) -> None: ...
+
+        def check_not_pending_deletion(self) -> None: ...
+
+        def pending_rotation_material(self) -> str | None: ...
 
         def trigger_event(self, event_class: type[Any], **kwargs: Any) -> None: ...
 
     # -- rotation (https://docs.aws.amazon.com/kms/latest/developerguide/rotate-keys.html) --
 
-    def check_can_rotate(self) -> None:
+    def check_can_rotate(self, *, imported: bool = False) -> None:
         """Rotation is for symmetric encryption keys with AWS_KMS material; others answer
-        UnsupportedOperationException (AWS sends it with no message for key specs)."""
+        UnsupportedOperationException (AWS sends it with no message for key specs).
+        On-demand rotation and ListKeyRotations also take symmetric EXTERNAL keys
+        (``imported``; rotate-keys-import.html)."""
         if self.key_spec != SYMMETRIC_DEFAULT:
             raise UnsupportedOperationError("")
-        if self.origin != AWS_KMS:
+        if self.origin != AWS_KMS and not (imported and self.origin == EXTERNAL):
             raise UnsupportedOperationError(
                 f"{self.arn} origin is {self.origin} which is not valid for this operation."
             )
 
-    def check_rotation_allowed(self) -> None:
+    def check_rotation_allowed(self, *, imported: bool = False) -> None:
         """Enable/DisableKeyRotation and RotateKeyOnDemand need an Enabled key."""
-        self.check_can_rotate()
+        self.check_can_rotate(imported=imported)
         if self.state is KeyState.DISABLED:
             raise DisabledError(f"{self.arn} is disabled.")
         self.check_not_pending()
@@ -92,7 +96,13 @@ class Lifecycle:
         return sum(1 for rotation in self.rotations if rotation["type"] == ON_DEMAND)
 
     def check_on_demand_rotation(self) -> None:
-        self.check_rotation_allowed()
+        """Imported keys rotate to material imported beforehand as NEW_KEY_MATERIAL,
+        waiting in PENDING_ROTATION (rotate-keys-import.html)."""
+        self.check_rotation_allowed(imported=True)
+        if self.origin == EXTERNAL and self.pending_rotation_material() is None:
+            raise UnsupportedOperationError(
+                f"{self.arn} has no imported key material in PENDING_ROTATION state."
+            )
         if self.on_demand_rotations >= MAX_ON_DEMAND_ROTATIONS:
             raise LimitExceededError(
                 "The on-demand rotations limit has been reached for the given keyId. "
@@ -138,7 +148,7 @@ class Lifecycle:
     # -- deletion (https://docs.aws.amazon.com/kms/latest/developerguide/deleting-keys.html) --
 
     def schedule_deletion(self, window_days: int, ctx: RequestContext, now: datetime) -> None:
-        self.check_not_pending()
+        self.check_not_pending_deletion()
         low, high, _ = PENDING_WINDOW_DAYS
         if not low <= window_days <= high:
             bound = (

@@ -195,3 +195,22 @@ class ThrottlingError(KmsError):
     """A request quota was exceeded (requests-per-second.html); SDKs retry it."""
 
     code = "ThrottlingException"
+
+
+# Imported key material (ImportKeyMaterial API reference, "Errors").
+class ExpiredImportTokenError(KmsError):
+    code = "ExpiredImportTokenException"
+
+    def __init__(self, message: str = "The import token is expired.") -> None:
+        super().__init__(message)
+
+
+class InvalidImportTokenError(KmsError):
+    code = "InvalidImportTokenException"
+
+    def __init__(self, message: str = "The import token is not valid for this key.") -> None:
+        super().__init__(message)
+
+
+class IncorrectKeyMaterialError(KmsError):
+    code = "IncorrectKeyMaterialException"

@@ -15,16 +15,12 @@ import struct
 from dataclasses import dataclass
 from uuid import UUID
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, hmac
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-
 from domain.errors import InvalidGrantTokenError
+from domain.token_mac import TAG_BYTES, TokenMac, derive_secret
 
 _VERSION = 1
 _LAYOUT = struct.Struct(">B16s32s16s")  # version | key id | grant id | nonce
-_TAG_BYTES = 32
-TOKEN_BYTES = _LAYOUT.size + _TAG_BYTES
+TOKEN_BYTES = _LAYOUT.size + TAG_BYTES
 NONCE_BYTES = 16
 
 
@@ -40,23 +36,20 @@ class GrantTokens:
     """Issues and reads tokens with one secret (every host sharing the root key agrees)."""
 
     def __init__(self, secret: bytes) -> None:
-        self._secret = secret
+        self._mac = TokenMac(secret)
 
     @classmethod
     def from_root_key(cls, root_key: bytes) -> GrantTokens:
         """A key of its own for tokens, derived from the root key with HKDF (RFC 5869):
         tokens stay valid across restarts and on every host that shares the root key."""
-        hkdf = HKDF(
-            algorithm=hashes.SHA256(), length=32, salt=None, info=b"keyledger grant tokens v1"
-        )
-        return cls(hkdf.derive(root_key))
+        return cls(derive_secret(root_key, b"keyledger grant tokens v1"))
 
     def __repr__(self) -> str:
         return "GrantTokens(<redacted>)"
 
     def issue(self, key_id: UUID, grant_id: str, nonce: bytes) -> str:
         body = _LAYOUT.pack(_VERSION, key_id.bytes, bytes.fromhex(grant_id), nonce)
-        raw = body + self._tag(body)
+        raw = body + self._mac.tag(body)
         return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
 
     def read(self, token: str) -> GrantRef:
@@ -68,16 +61,7 @@ class GrantTokens:
         if len(raw) != TOKEN_BYTES or raw[0] != _VERSION:
             raise InvalidGrantTokenError
         body, tag = raw[: _LAYOUT.size], raw[_LAYOUT.size :]
-        check = hmac.HMAC(self._secret, hashes.SHA256())
-        check.update(body)
-        try:
-            check.verify(tag)  # constant time
-        except InvalidSignature:
-            raise InvalidGrantTokenError from None
+        if not self._mac.verify(body, tag):
+            raise InvalidGrantTokenError
         _, key_id, grant_id, _ = _LAYOUT.unpack(body)
         return GrantRef(UUID(bytes=key_id), grant_id.hex())
-
-    def _tag(self, body: bytes) -> bytes:
-        mac = hmac.HMAC(self._secret, hashes.SHA256())
-        mac.update(body)
-        return mac.finalize()

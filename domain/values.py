@@ -26,6 +26,7 @@ class KeyState(StrEnum):
 SYMMETRIC_DEFAULT = "SYMMETRIC_DEFAULT"
 ENCRYPT_DECRYPT = "ENCRYPT_DECRYPT"
 AWS_KMS = "AWS_KMS"
+EXTERNAL = "EXTERNAL"  # Origin of a key whose material the customer imports
 DEFAULT_POLICY_NAME = "default"
 
 # KMS quotas that botocore does not check client-side

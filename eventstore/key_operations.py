@@ -72,6 +72,7 @@ class KeyOperations:
     def open(self, cmk: Cmk, header: crypto.BlobHeader, blob: bytes, context: Context) -> Opened:
         if header.material_id not in cmk.materials:
             raise InvalidCiphertextError
+        cmk.check_material_usable(header.material_id)
         material = self._material(cmk, header.material_id)
         plaintext = crypto.open_blob(material, header, blob, context)
         return Opened(plaintext, cmk.arn, header.material_id)

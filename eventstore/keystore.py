@@ -17,8 +17,16 @@ CREATE TABLE IF NOT EXISTS wrapping_keys (
     wrapped BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS wrapping_keys_by_key ON wrapping_keys (key_id);
+CREATE TABLE IF NOT EXISTS import_keys (
+    wrapping_key_id TEXT PRIMARY KEY,
+    key_id TEXT NOT NULL,
+    expires REAL NOT NULL,
+    wrapped BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS import_keys_by_expiry ON import_keys (expires);
 """
 _PURPOSE = b"wrapping-key"
+_IMPORT_PURPOSE = b"import-wrapping-key"
 
 
 class ShreddingIncomplete(RuntimeError):
@@ -81,6 +89,18 @@ class Keystore:
             rows = self._db.execute("SELECT DISTINCT key_id FROM wrapping_keys").fetchall()
         return {row[0] for row in rows}
 
+    def material_ids(self) -> set[str]:
+        with self._lock:
+            rows = self._db.execute("SELECT material_id FROM wrapping_keys").fetchall()
+        return {row[0] for row in rows}
+
+    def key_of(self, material_id: str) -> str | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT key_id FROM wrapping_keys WHERE material_id = ?", (material_id,)
+            ).fetchone()
+        return None if row is None else str(row[0])
+
     def forget(self, material_ids: list[str]) -> None:
         """Drop wrapping keys no event refers to (a command that was not saved)."""
         if not material_ids:
@@ -94,11 +114,64 @@ class Keystore:
 
     def destroy(self, key_id: UUID) -> int:
         """Delete every wrapping key of a key; idempotent. Returns rows removed."""
+        return self._shred("DELETE FROM wrapping_keys WHERE key_id = ?", [(str(key_id),)])
+
+    def destroy_materials(self, material_ids: list[str]) -> int:
+        """Crypto-shred some material versions of a key (imported material deleted or
+        expired); idempotent. Returns rows removed."""
+        rows = [(m,) for m in material_ids]
+        return self._shred("DELETE FROM wrapping_keys WHERE material_id = ?", rows)
+
+    # -- import wrapping keys (GetParametersForImport) -----------------------------
+
+    def put_import_key(
+        self, key_id: UUID, wrapping_key_id: str, private_der: bytes, expires: float
+    ) -> None:
+        """The private half of an import wrapping key, wrapped by the root key; it never
+        enters the event log, so destroying the row leaves nothing to open."""
+        aad = material_aad(_IMPORT_PURPOSE, key_id, wrapping_key_id)
+        wrapped = wrap(self._root_key, private_der, aad)
         with self._lock:
-            cursor = self._db.execute("DELETE FROM wrapping_keys WHERE key_id = ?", (str(key_id),))
+            self._db.execute(
+                "INSERT INTO import_keys VALUES (?, ?, ?, ?)",
+                (wrapping_key_id, str(key_id), expires, wrapped),
+            )
+
+    def import_key(self, key_id: UUID, wrapping_key_id: str) -> bytes:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT wrapped FROM import_keys WHERE wrapping_key_id = ? AND key_id = ?",
+                (wrapping_key_id, str(key_id)),
+            ).fetchone()
+        if row is None:
+            raise WrappingKeyMissing(wrapping_key_id)
+        aad = material_aad(_IMPORT_PURPOSE, key_id, wrapping_key_id)
+        return unwrap(self._root_key, bytes(row[0]), aad)
+
+    def destroy_import_key(self, wrapping_key_id: str) -> int:
+        """After use (ImportKeyMaterial succeeded): the token is spent."""
+        return self._shred(
+            "DELETE FROM import_keys WHERE wrapping_key_id = ?", [(wrapping_key_id,)]
+        )
+
+    def destroy_expired_import_keys(self, now: float) -> int:
+        """Import wrapping keys whose token has expired (the scheduler's pass)."""
+        with self._lock:
+            due = self._db.execute(
+                "SELECT COUNT(*) FROM import_keys WHERE expires <= ?", (now,)
+            ).fetchone()[0]
+        if not due:
+            return 0
+        return self._shred("DELETE FROM import_keys WHERE expires <= ?", [(now,)])
+
+    def _shred(self, statement: str, rows: list[tuple[object, ...]]) -> int:
+        with self._lock:
+            removed = 0
+            for row in rows:
+                removed += self._db.execute(statement, row).rowcount
             self._checkpoint()
             self._cache.clear()
-            return cursor.rowcount
+            return removed
 
     def _checkpoint(self, attempts: int = 50) -> None:
         """Truncate the WAL so no page image of a destroyed row survives in it; a reader

@@ -21,6 +21,7 @@ from domain.errors import (
     IncorrectKeyError,
     InternalError,
     InvalidCiphertextError,
+    InvalidStateError,
     KmsError,
     NotFoundError,
 )
@@ -28,7 +29,9 @@ from domain.grant_tokens import GrantTokens
 from domain.grants import GRANT_OPERATIONS, Grant
 from domain.quotas import ALIASES, CUSTOMER_MANAGED_KEYS, Limits
 from domain.values import (
+    AWS_KMS,
     ENCRYPT_DECRYPT,
+    EXTERNAL,
     RESERVED_ALIAS_PREFIX,
     SYMMETRIC_DEFAULT,
     KeyState,
@@ -270,13 +273,18 @@ class KeyLedger(AliasCommands, GrantCommands, ResourceSlots, Application):
         return self.resolve(uow.get, ctx, key_id, operation, allow_alias=False)
 
     def _new_material(
-        self, uow: UnitOfWork, key_id: UUID, secret: bytes | None = None
+        self,
+        uow: UnitOfWork,
+        key_id: UUID,
+        secret: bytes | None = None,
+        material_id: str | None = None,
     ) -> tuple[str, bytes]:
         """A material version: its wrapping key is durable in the keystore before any
         event refers to it; the material itself leaves this method only wrapped. A
         symmetric key's 256-bit material is made here; other material (``secret``) was
-        made before the command, off this thread (RSA generation takes up to a second)."""
-        material_id = os.urandom(32).hex()
+        made before the command, off this thread (RSA generation takes up to a second).
+        Imported material comes with its own id (the same material, the same id)."""
+        material_id = material_id or os.urandom(32).hex()
         wrapping_key = self.keystore.new_wrapping_key(key_id, material_id)
         uow.new_materials.append(material_id)
         aad = material_aad(MATERIAL_PURPOSE, key_id, material_id)
@@ -293,12 +301,16 @@ class KeyLedger(AliasCommands, GrantCommands, ResourceSlots, Application):
         key_spec: str = SYMMETRIC_DEFAULT,
         key_usage: str = ENCRYPT_DECRYPT,
         material: bytes | None = None,
+        origin: str = AWS_KMS,
     ) -> dict[str, Any]:
-        """``material`` is required for every spec but SYMMETRIC_DEFAULT."""
+        """``material`` is required for every spec but SYMMETRIC_DEFAULT; an EXTERNAL
+        key has none until ImportKeyMaterial."""
         authorize_identity(ctx, "CreateKey", "*", uow.now)
         self.take_slot(uow, ctx.account, ctx.region, CUSTOMER_MANAGED_KEYS)
         key_id = uuid4()
-        material_id, wrapped = self._new_material(uow, key_id, material)
+        material_id, wrapped = "", b""
+        if origin != EXTERNAL:
+            material_id, wrapped = self._new_material(uow, key_id, material)
         cmk = Cmk.create(
             key_id=key_id,
             ctx=ctx,
@@ -310,6 +322,7 @@ class KeyLedger(AliasCommands, GrantCommands, ResourceSlots, Application):
             wrapped_material=wrapped,
             key_spec=key_spec,
             key_usage=key_usage,
+            origin=origin,
         )
         uow.add(cmk)
         return cmk.metadata()
@@ -366,8 +379,52 @@ class KeyLedger(AliasCommands, GrantCommands, ResourceSlots, Application):
     def rotate_key_on_demand(self, uow: UnitOfWork, ctx: RequestContext, key_id: str) -> str:
         cmk = self._target(uow, ctx, key_id, "RotateKeyOnDemand")
         cmk.check_on_demand_rotation()  # before any material is made for it
-        cmk.rotate(ON_DEMAND, *self._new_material(uow, cmk.id), ctx, uow.now)
+        pending = cmk.pending_rotation_material()
+        if pending is not None:  # imported NEW_KEY_MATERIAL becomes current
+            cmk.rotate(ON_DEMAND, pending, cmk.materials[pending], ctx, uow.now)
+        else:
+            cmk.rotate(ON_DEMAND, *self._new_material(uow, cmk.id), ctx, uow.now)
         return cmk.arn
+
+    # -- imported key material -----------------------------------------------------
+
+    def import_key_material(
+        self,
+        uow: UnitOfWork,
+        ctx: RequestContext,
+        key_id: str,
+        *,
+        material: bytes,
+        material_id: str,
+        options: dict[str, Any],
+    ) -> tuple[str, str]:
+        """ImportKeyMaterial with material already unwrapped and checked off this thread.
+        ``options``: import_type, key_material_id, expiration_model, valid_to,
+        description. Returns the key ARN and the KeyMaterialId."""
+        cmk = self._target(uow, ctx, key_id, "ImportKeyMaterial")
+        cmk.check_import(material_id, options["import_type"], options["key_material_id"])
+        if cmk.material_present(material_id):  # a re-import: same material, same blob
+            wrapped = cmk.materials[material_id]
+        elif self.keystore.key_of(material_id) is not None:
+            # Deleted, but its wrapping key is not destroyed yet (the deleting request is
+            # still finishing, or a crash left it to the repair pass): retry shortly.
+            raise InvalidStateError(
+                f"{cmk.arn} key material {material_id} is being deleted; retry the import."
+            )
+        else:
+            _, wrapped = self._new_material(uow, cmk.id, material, material_id)
+        cmk.import_material(
+            material_id=material_id, wrapped_material=wrapped, ctx=ctx, now=uow.now, **options
+        )
+        return cmk.arn, material_id
+
+    def delete_imported_key_material(
+        self, uow: UnitOfWork, ctx: RequestContext, key_id: str, material_id: str | None
+    ) -> tuple[str, list[str]]:
+        """Returns the key ARN and the material ids whose wrapping keys to destroy once
+        the event is durable (the caller does, then)."""
+        cmk = self._target(uow, ctx, key_id, "DeleteImportedKeyMaterial")
+        return cmk.arn, cmk.delete_imported(material_id, ctx, uow.now)
 
     def schedule_key_deletion(
         self, uow: UnitOfWork, ctx: RequestContext, key_id: str, window_days: int
@@ -397,6 +454,28 @@ class KeyLedger(AliasCommands, GrantCommands, ResourceSlots, Application):
         ctx = RequestContext.service(cmk.account, cmk.region, str(uuid4()), "RotateKey")
         cmk.rotate(AUTOMATIC, *self._new_material(uow, cmk.id), ctx, uow.now)
         return True
+
+    def expire_if_due(self, uow: UnitOfWork, key_id: UUID) -> list[str]:
+        """Imported material past its ValidTo: recorded as CloudTrail records it,
+        DeleteExpiredKeyMaterial by AWS itself. Returns the material ids to destroy."""
+        cmk = uow.get(key_id)
+        if not isinstance(cmk, Cmk) or cmk.state is KeyState.DELETED:
+            return []
+        ctx = RequestContext.service(
+            cmk.account, cmk.region, str(uuid4()), "DeleteExpiredKeyMaterial"
+        )
+        return cmk.expire(ctx, uow.now)
+
+    def shred_removed_materials(self, uow: UnitOfWork, material_ids: list[str]) -> int:
+        """Repair: destroy the wrapping keys of imported material that is not present in
+        its key any more. On the writer thread, so no import of it can interleave."""
+        gone = []
+        for material_id in material_ids:
+            key_id = self.keystore.key_of(material_id)
+            cmk = uow.get(UUID(key_id)) if key_id else None
+            if isinstance(cmk, Cmk) and not cmk.material_present(material_id):
+                gone.append(material_id)
+        return self.keystore.destroy_materials(gone) if gone else 0
 
     def delete_if_due(self, uow: UnitOfWork, key_id: UUID, alias_ids: list[UUID]) -> bool:
         """End of the waiting period: the key and every alias still pointing at it go."""

@@ -4,15 +4,28 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import Any, Protocol
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
-if TYPE_CHECKING:
-    from eventstore.ledger import KeyLedger
-
 Job = Callable[["UnitOfWork"], Any]
+
+
+class _Keystore(Protocol):
+    def forget(self, material_ids: list[str]) -> None: ...
+
+
+class Ledger(Protocol):
+    """What a unit of work needs of the ledger (KeyLedger); a protocol, so this module
+    imports nothing of the ledger's and the two form no import loop."""
+
+    keystore: _Keystore
+
+    def clock(self) -> datetime: ...
+
+    def load(self, aggregate_id: UUID) -> Aggregate | None: ...
 
 
 @dataclass(frozen=True)
@@ -30,7 +43,7 @@ class UnitOfWork:
     append consecutive versions instead of conflicting with each other.
     """
 
-    def __init__(self, ledger: KeyLedger) -> None:
+    def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
         self.now = ledger.clock()
         self._loaded: dict[UUID, Aggregate | None] = {}

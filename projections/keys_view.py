@@ -11,12 +11,13 @@ from eventsourcing.sqlite import SQLiteCursor
 
 from domain.alias import Alias
 from domain.cmk import Cmk
+from domain.values import EXTERNAL
 from projections.versioned_view import VersionedView
 
 _TABLES = [
     "CREATE TABLE IF NOT EXISTS keys (key_id TEXT PRIMARY KEY, account TEXT NOT NULL, "
     "region TEXT NOT NULL, state TEXT NOT NULL, next_rotation REAL, deletion_date REAL, "
-    "key_manager TEXT NOT NULL DEFAULT 'CUSTOMER')",
+    "key_manager TEXT NOT NULL DEFAULT 'CUSTOMER', current_material TEXT)",
     "CREATE INDEX IF NOT EXISTS keys_by_rotation ON keys (next_rotation)",
     "CREATE INDEX IF NOT EXISTS keys_by_deletion ON keys (deletion_date)",
     "CREATE INDEX IF NOT EXISTS keys_by_owner ON keys (account, region, key_id)",
@@ -27,12 +28,20 @@ _TABLES = [
     "CREATE INDEX IF NOT EXISTS aliases_by_target ON aliases (target_key_id, name)",
     "CREATE TABLE IF NOT EXISTS tags (key_id TEXT NOT NULL, tag_key TEXT NOT NULL, "
     "tag_value TEXT NOT NULL, PRIMARY KEY (key_id, tag_key))",
+    # Imported material that expires (ValidTo), for the scheduler's expiry pass.
+    "CREATE TABLE IF NOT EXISTS expiring_materials (key_id TEXT NOT NULL, "
+    "material_id TEXT NOT NULL, valid_to REAL NOT NULL, PRIMARY KEY (key_id, material_id))",
+    "CREATE INDEX IF NOT EXISTS expiring_by_time ON expiring_materials (valid_to)",
+    # Imported material deleted or expired, whose wrapping key must be gone (repair pass).
+    "CREATE TABLE IF NOT EXISTS removed_materials (material_id TEXT PRIMARY KEY, "
+    "key_id TEXT NOT NULL)",
 ]
 
 
 # Bump when the tables change: an older view is dropped and rebuilt from the log.
-SCHEMA_VERSION = 3
-_VIEW_TABLES = ("keys", "aliases", "tags")
+# 3: key_manager; 4: current_material, expiring_materials, removed_materials (imports)
+SCHEMA_VERSION = 4
+_VIEW_TABLES = ("keys", "aliases", "tags", "expiring_materials", "removed_materials")
 
 
 class KeysView(VersionedView):
@@ -104,6 +113,15 @@ class KeysView(VersionedView):
             (_epoch(now),),
         )
 
+    def due_expiries(self, now: datetime) -> list[str]:
+        """Keys with imported material past its ValidTo."""
+        return self._column(
+            "SELECT DISTINCT key_id FROM expiring_materials WHERE valid_to <= ?", (_epoch(now),)
+        )
+
+    def removed_materials(self) -> list[str]:
+        return self._column("SELECT material_id FROM removed_materials", ())
+
     def deleted_keys(self) -> list[str]:
         return self._column("SELECT key_id FROM keys WHERE state = 'Deleted'", ())
 
@@ -138,12 +156,60 @@ def project(event: object, cursor: SQLiteCursor) -> None:
 @project.register
 def _(event: Cmk.Created, cursor: SQLiteCursor) -> None:
     key_id = str(event.originator_id)
+    state = "PendingImport" if event.origin == EXTERNAL else "Enabled"
     cursor.execute(
-        "INSERT OR REPLACE INTO keys (key_id, account, region, state, key_manager) "
-        "VALUES (?, ?, ?, 'Enabled', ?)",
-        (key_id, event.account, event.region, event.key_manager),
+        "INSERT OR REPLACE INTO keys (key_id, account, region, state, key_manager, "
+        "current_material) VALUES (?, ?, ?, ?, ?, ?)",
+        (key_id, event.account, event.region, state, event.key_manager, event.material_id or None),
     )
     _set_tags(cursor, key_id, event.tags)
+
+
+@project.register
+def _(event: Cmk.MaterialImported, cursor: SQLiteCursor) -> None:
+    """The first material becomes current; importing the current material again
+    makes a key pending import Enabled (as the aggregate does)."""
+    key_id = str(event.originator_id)
+    cursor.execute("DELETE FROM removed_materials WHERE material_id = ?", (event.material_id,))
+    cursor.execute(
+        "UPDATE keys SET current_material = ? WHERE key_id = ? AND current_material IS NULL",
+        (event.material_id, key_id),
+    )
+    cursor.execute(
+        "UPDATE keys SET state = 'Enabled' WHERE key_id = ? AND state = 'PendingImport' "
+        "AND current_material = ?",
+        (key_id, event.material_id),
+    )
+    if event.valid_to is None:
+        cursor.execute(
+            "DELETE FROM expiring_materials WHERE key_id = ? AND material_id = ?",
+            (key_id, event.material_id),
+        )
+    else:
+        cursor.execute(
+            "INSERT OR REPLACE INTO expiring_materials VALUES (?, ?, ?)",
+            (key_id, event.material_id, _epoch(event.valid_to)),
+        )
+
+
+@project.register(Cmk.MaterialDeleted)
+@project.register(Cmk.MaterialExpired)
+def _material_removed(
+    event: Cmk.MaterialDeleted | Cmk.MaterialExpired, cursor: SQLiteCursor
+) -> None:
+    key_id = str(event.originator_id)
+    for material_id in event.material_ids:
+        cursor.execute(
+            "DELETE FROM expiring_materials WHERE key_id = ? AND material_id = ?",
+            (key_id, material_id),
+        )
+        cursor.execute(
+            "INSERT OR REPLACE INTO removed_materials VALUES (?, ?)", (material_id, key_id)
+        )
+        cursor.execute(
+            "UPDATE keys SET state = 'PendingImport' WHERE key_id = ? AND current_material = ?",
+            (key_id, material_id),
+        )
 
 
 @project.register
@@ -176,6 +242,10 @@ def _(event: Cmk.RotationDisabled, cursor: SQLiteCursor) -> None:
 
 @project.register
 def _(event: Cmk.Rotated, cursor: SQLiteCursor) -> None:
+    cursor.execute(
+        "UPDATE keys SET current_material = ? WHERE key_id = ?",
+        (event.material_id, str(event.originator_id)),
+    )
     if event.next_rotation is not None:
         _set_rotation(cursor, event, event.next_rotation)
 
@@ -203,6 +273,7 @@ def _(event: Cmk.Deleted, cursor: SQLiteCursor) -> None:
         "UPDATE keys SET state = 'Deleted', next_rotation = NULL WHERE key_id = ?", (key_id,)
     )
     cursor.execute("DELETE FROM tags WHERE key_id = ?", (key_id,))
+    cursor.execute("DELETE FROM expiring_materials WHERE key_id = ?", (key_id,))
 
 
 @project.register

@@ -15,11 +15,13 @@ from domain.errors import (
     UnsupportedOperationError,
     ValidationError,
 )
+from domain.imports import check_importable
 from domain.key_specs import check_create
 from domain.policy import validate_key_policy
 from domain.values import (
     AWS_KMS,
     DEFAULT_POLICY_NAME,
+    EXTERNAL,
     SYMMETRIC_DEFAULT,
     key_arn,
 )
@@ -44,7 +46,8 @@ async def create_key(call: Call) -> dict[str, Any]:
     # Made before the command, on the key generation threads: the writer thread commits
     # for every request, and an RSA_4096 key takes up to a second to generate.
     material = None
-    if key_spec != SYMMETRIC_DEFAULT:
+    origin = p.get("Origin", AWS_KMS)
+    if key_spec != SYMMETRIC_DEFAULT and origin == AWS_KMS:
         material = await call.services.generate(key_material.generate, key_spec)
     metadata = await call.command(
         call.services.ledger.create_key,
@@ -54,6 +57,7 @@ async def create_key(call: Call) -> dict[str, Any]:
         key_spec=key_spec,
         key_usage=key_usage,
         material=material,
+        origin=origin,
     )
     call.key_arn = metadata["Arn"]
     return {"KeyMetadata": metadata}
@@ -85,8 +89,8 @@ async def put_key_policy(call: Call) -> dict[str, Any]:
 
 
 def _check_key_shape(p: dict[str, Any]) -> tuple[str, str]:
-    """CreateKey parameter rules (CreateKey API reference); keys of origin AWS_KMS only.
-    Returns the key spec and key usage."""
+    """CreateKey parameter rules (CreateKey API reference); keys of origin AWS_KMS and
+    EXTERNAL (imported material). Returns the key spec and key usage."""
     if "KeySpec" in p and "CustomerMasterKeySpec" in p:
         raise ValidationError(
             "You cannot specify KeySpec and CustomerMasterKeySpec in the same request. "
@@ -94,7 +98,9 @@ def _check_key_shape(p: dict[str, Any]) -> tuple[str, str]:
         )
     spec = p.get("KeySpec") or p.get("CustomerMasterKeySpec") or SYMMETRIC_DEFAULT
     usage = check_create(spec, p.get("KeyUsage"))
-    if p.get("Origin", AWS_KMS) != AWS_KMS:
+    if p.get("Origin") == EXTERNAL:
+        check_importable(spec)
+    elif p.get("Origin", AWS_KMS) != AWS_KMS:
         raise UnsupportedOperationError(f"Origin {p['Origin']} is not supported by keyledger yet.")
     for unsupported in ("CustomKeyStoreId", "XksKeyId"):
         if unsupported in p:

@@ -38,14 +38,21 @@ async def get_key_rotation_status(call: Call) -> dict[str, Any]:
 
 
 async def list_key_rotations(call: Call) -> dict[str, Any]:
-    """ListKeyRotations: oldest first. ALL_KEY_MATERIAL adds the original material."""
+    """ListKeyRotations: oldest first. ALL_KEY_MATERIAL adds the original material (and,
+    for imported keys, material imported and pending rotation). Imported keys' entries
+    carry ImportState, ExpirationModel, ValidTo and KeyMaterialDescription."""
     cmk = await call.read(_key, call, "ListKeyRotations")
-    cmk.check_can_rotate()
+    cmk.check_can_rotate(imported=True)
     entries = [_rotation_entry(cmk.arn, r, cmk.current_material_id) for r in cmk.rotations]
-    if call.params.get("IncludeKeyMaterial") == "ALL_KEY_MATERIAL":
+    if call.params.get("IncludeKeyMaterial") == "ALL_KEY_MATERIAL" and cmk.materials:
         original = next(iter(cmk.materials))
         state = "CURRENT" if original == cmk.current_material_id else "NON_CURRENT"
         entries.insert(0, {"KeyId": cmk.arn, "KeyMaterialId": original, "KeyMaterialState": state})
+        pending = cmk.pending_rotation_material()
+        if pending is not None:
+            entries.append({"KeyId": cmk.arn, "KeyMaterialId": pending})
+    if cmk.imports:
+        entries = [entry | cmk.material_entry(entry["KeyMaterialId"]) for entry in entries]
     start = after_index(call.params.get("Marker"))
     limit = call.params.get("Limit", 100)
     window = entries[start : start + limit + 1]

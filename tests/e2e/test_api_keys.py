@@ -308,7 +308,8 @@ def test_management_operations_on_an_unknown_key_are_not_found(kms: Any) -> None
 
 def test_other_unbuilt_key_shapes_are_unsupported_operations(kms: Any) -> None:
     for params in (
-        {"Origin": "EXTERNAL"},
+        {"Origin": "AWS_CLOUDHSM"},
+        {"Origin": "EXTERNAL_KEY_STORE"},
         {"MultiRegion": True},
     ):
         code, _ = refused(kms.create_key, **params)

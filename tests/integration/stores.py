@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from domain.grant_tokens import GrantTokens
@@ -24,6 +26,17 @@ def open_ledger(data_dir: Path) -> KeyLedger:
     keystore = Keystore(str(data_dir / "keystore.db"), root_key)
     tokens = GrantTokens.from_root_key(root_key)
     return KeyLedger(sqlite_env(data_dir / "keyledger.db"), keystore, system_clock, tokens)
+
+
+@contextmanager
+def ledger_at(data_dir: Path) -> Iterator[KeyLedger]:
+    """open_ledger, closed again (the keystore too) when the block ends."""
+    ledger = open_ledger(data_dir)
+    try:
+        yield ledger
+    finally:
+        ledger.close()
+        ledger.keystore.close()
 
 
 def open_usage(data_dir: Path) -> UsageLedger:
