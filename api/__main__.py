@@ -24,6 +24,7 @@ from api.config import (
 from api.serve import serve
 from api.tls import write_dev_certificates
 from domain.quotas import Quotas
+from eventstore.database import STORE_ENV, StoreError
 from eventstore.root_key import RootKeyError
 
 log = logging.getLogger("keyledger")
@@ -112,6 +113,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         convert=Path,
     )
     _option(serve, "--config", CONFIG_ENV, None, "TOML configuration file", convert=Path)
+    _option(
+        serve,
+        "--store",
+        STORE_ENV,
+        None,
+        "postgresql://user:password@host/db: ledgers and keystore in PostgreSQL, views in "
+        "the data directory; also `store` in the configuration file",
+    )
     _option(
         serve,
         "--tls-cert",
@@ -221,6 +230,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         shutdown_timeout=args.shutdown_timeout,
         config_path=config,
         audit_follower=args.audit_follower,
+        store=args.store or loaded.store,
     )
 
 
@@ -244,14 +254,14 @@ def main(argv: list[str] | None = None) -> int:
         _logging("text")
         try:
             return int(args.run(args))
-        except (ConfigError, RootKeyError) as error:
+        except (ConfigError, RootKeyError, StoreError) as error:
             log.error("%s", error)
             return 2
     _logging(args.log_format)
     try:
         settings = settings_from(args)
         asyncio.run(serve(settings))
-    except (ConfigError, RootKeyError, ValueError) as error:
+    except (ConfigError, RootKeyError, StoreError, ValueError) as error:
         log.error("%s", error)
         return 2
     return 0

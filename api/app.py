@@ -39,9 +39,11 @@ from domain.quotas import needs_key_spec
 from domain.values import RequestContext
 from eventstore.audit_key import AuditKeyStore, publish
 from eventstore.clock import Clock, OffsetClock, system_clock
+from eventstore.database import check_store_version, is_postgres, postgres_env
 from eventstore.key_operations import KeyOperations
 from eventstore.keystore import Keystore
 from eventstore.ledger import KeyLedger
+from eventstore.notify import Listener
 from eventstore.root_key import load_root_key
 from eventstore.sqlite import commit_probe
 from eventstore.usage_ledger import UsageLedger
@@ -127,7 +129,9 @@ def _services_context(
 
 
 def _stores(settings: Settings) -> dict[str, str]:
-    """Where each store lives: SQLite files in the data directory, or memory."""
+    """Where each store lives: SQLite files in the data directory, memory, or (ledgers and
+    keystore) one PostgreSQL database shared by every process, each process keeping its
+    views in its own data directory."""
     if settings.data_dir is None:
         return {
             "persistence": "eventsourcing.popo",
@@ -148,12 +152,28 @@ def _stores(settings: Settings) -> dict[str, str]:
         "billing": str(data_dir / "billing.db"),
         "keyledger": str(data_dir / "keyledger.db"),
         "usageledger": str(data_dir / "usage.db"),
-    }
+    } | (_postgres_stores(settings.store) if is_postgres(settings.store) else {})
+
+
+def _postgres_stores(url: str) -> dict[str, str]:
+    postgres_env(url)  # refuses a malformed URL before anything opens
+    return {"persistence": "eventsourcing.postgres", "postgres": url, "keystore": url}
+
+
+def view_paths(data_dir: Path) -> dict[str, str]:
+    """Each view's SQLite file in a data directory, by the view's name."""
+    stores = _stores(Settings(data_dir=data_dir))
+    names = {"keys": "views", "grants": "grants", "audit": "audit", "usage": "billing"}
+    return {name: stores[store] for name, store in names.items()}
 
 
 def _ledger_env(stores: dict[str, str], name: str) -> dict[str, str]:
     # One SQLite file per application: their tables share names (eventsourcing docs).
     env = {"PERSISTENCE_MODULE": stores["persistence"], "AGGREGATE_CACHE_MAXSIZE": "10000"}
+    if "postgres" in stores:
+        # One database for both ledgers: the library names each table after its
+        # application (keyledger_events, usageledger_events).
+        return env | postgres_env(stores["postgres"])
     if name in stores:
         # A bounded wait for the write lock: a store that stays locked longer is an outage,
         # answered with DependencyTimeoutException (see BatchWriter), not a minute's hang.
@@ -171,6 +191,10 @@ def _root_key(settings: Settings) -> bytes:
 def open_services(settings: Settings, clock: Clock, metrics: Metrics | None = None) -> Services:
     stores = _stores(settings)
     root_key = _root_key(settings)
+    if "postgres" in stores:
+        check_store_version(stores["postgres"])
+    audit_keys = AuditKeyStore(stores["keystore"], root_key)
+    audit_keys.check_root_key()  # before anything else opens, let alone writes
     keystore = Keystore(stores["keystore"], root_key)
     view = KeysView(SQLiteDatastore(stores["views"], lock_timeout=15))
     view.create_table()
@@ -206,10 +230,19 @@ def open_services(settings: Settings, clock: Clock, metrics: Metrics | None = No
         each.start()
     throttle = Throttle(settings.quotas)
     ledger.throttle = functools.partial(_throttle_key_use, throttle)
-    audit_keys = AuditKeyStore(stores["keystore"], root_key)
     audit_runner, audit_follower = open_audit(
         stores, ledger, usage, audit_keys=audit_keys, settings=settings, clock=clock
     )
+    listener = None
+    if "postgres" in stores:
+        # Events appended by any process wake this one's runners within milliseconds.
+        key_events = [runner.nudge, grants_runner.nudge, audit_runner.nudge]
+        channels = {
+            f"{ledger.name.lower()}_events": key_events,
+            f"{usage.name.lower()}_events": [audit_runner.nudge],
+        }
+        listener = Listener(stores["postgres"], channels)
+        listener.start()
     configs = settings.principal_configs
     directory = Directory(configs, open_credentials=settings.open_credentials)
     metrics = metrics or Metrics()
@@ -255,6 +288,7 @@ def open_services(settings: Settings, clock: Clock, metrics: Metrics | None = No
         audit_follower=audit_follower,
         audit_keys=audit_keys,
         cloudtrail=load_model("cloudtrail"),
+        listener=listener,
     )
 
 
@@ -342,13 +376,15 @@ def open_usage_view(path: str) -> UsageView:
     return view
 
 
-def open_stores(data_dir: Path, environ: Mapping[str, str], *, root: bool = False) -> Stores:
+def open_stores(
+    data_dir: Path, environ: Mapping[str, str], *, root: bool = False, store: str | None = None
+) -> Stores:
     """The server's own stores, opened the server's way, for commands that read them.
     Nothing here unwraps key material: the root key is loaded only with ``root=True``
     (signing an on-demand digest), and the keystore is not opened otherwise."""
-    if not (data_dir / "keyledger.db").exists():
+    if store is None and not (data_dir / "keyledger.db").exists():
         raise ConfigError(f"{data_dir} holds no keyledger stores")
-    stores = _stores(Settings(data_dir=data_dir, environ=environ))
+    stores = _stores(Settings(data_dir=data_dir, environ=environ, store=store))
     root_key = load_root_key(data_dir, environ) if root else bytes(32)
     keystore = Keystore(stores["keystore"] if root else ":memory:", root_key)
     view = AuditView(open_datastore(stores["audit"]))
@@ -403,6 +439,8 @@ def close_services(services: Services) -> None:
     services.records.close()
     services.readers.shutdown(wait=True)
     services.keygen.shutdown(wait=True)
+    if services.listener is not None:
+        services.listener.stop()
     services.runner.stop()
     services.grants_runner.stop()
     for each in services.usage_runners:

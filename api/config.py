@@ -90,6 +90,9 @@ class Settings:
     # "thread": the audit view follows the ledgers on a thread of the server; "process":
     # in a child process (`keyledger audit follow`), off the server's CPU and GIL.
     audit_follower: str = "thread"
+    # postgresql://user:password@host/db: the ledgers and the keystore live there, shared
+    # by every keyledger process; None: SQLite files in data_dir.
+    store: str | None = None
 
     def __post_init__(self) -> None:
         if self.audit_follower not in ("thread", "process"):
@@ -134,6 +137,7 @@ class ConfigFile:
     prices: Prices = field(default_factory=Prices)
     allowed_source_ips: tuple[Network, ...] = ()
     vpc_endpoint_id: str | None = None
+    store: str | None = None  # top-level ``store = "postgresql://…"``
 
 
 def load_config(path: Path) -> ConfigFile:
@@ -150,6 +154,7 @@ def load_config(path: Path) -> ConfigFile:
         prices=_prices(_table(document, "pricing", path), path),
         allowed_source_ips=_networks(document.get("allowed_source_ips", []), path),
         vpc_endpoint_id=_optional_text(document, "vpc_endpoint_id", path),
+        store=_optional_text(document, "store", path),
     )
 
 

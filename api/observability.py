@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from projections.runner import PollingRunner
 
 log = logging.getLogger("keyledger.requests")
+
+
 class Observed(Protocol):
     """What the collector reads (Services has it); a protocol, so this module and
     api.services do not import each other."""

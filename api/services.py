@@ -26,6 +26,7 @@ from eventstore.audit_key import AuditKeyStore
 from eventstore.clock import Clock
 from eventstore.key_operations import KeyOperations
 from eventstore.ledger import Done, KeyLedger
+from eventstore.notify import Listener
 from eventstore.usage_ledger import UsageLedger
 from eventstore.writer import BatchWriter
 from projections.audit_runner import AuditRunner
@@ -68,6 +69,7 @@ class Services:
     allowed_source_ips: tuple[Network, ...] = ()
     audit_follower: AuditFollower | None = None  # the audit view's follower process, if any
     vpc_endpoint_id: str | None = None
+    listener: Listener | None = None  # PostgreSQL: LISTEN/NOTIFY nudges the runners
     # Key generation (RSA takes up to a second) on its own threads: a burst of CreateKey
     # or GenerateDataKeyPair calls cannot take every reader from other requests.
     keygen: ThreadPoolExecutor = field(

@@ -8,14 +8,18 @@ publishes the public keys of its digest signatures (ListPublicKeys).
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 import threading
+import time
 from pathlib import Path
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from domain.crypto import unwrap, wrap
+from eventstore.database import Database
+from eventstore.keystore import PRAGMAS
+from eventstore.root_key import ROOT_KEY_ENV, RootKeyError
 
 PUBLIC_KEY_FILE = "audit-public-key.pem"
 _AAD = b"keyledger audit-signing key v1"
@@ -67,10 +71,25 @@ class AuditKeyStore:
     def __init__(self, path: str, root_key: bytes) -> None:
         self._root_key = root_key
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        for pragma in ("journal_mode=WAL", "synchronous=FULL", "secure_delete=ON"):
-            self._db.execute(f"PRAGMA {pragma}")
+        self._db = Database(path, PRAGMAS)
         self._db.execute(_SCHEMA)
+
+    def check_root_key(self) -> None:
+        """Refuse a root key that is not the one this keystore was written with (the
+        signing key is made at the first start, so every used keystore has one)."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT fingerprint, wrapped FROM audit_signing_keys ORDER BY created LIMIT 1"
+            ).fetchone()
+        if row is None:
+            return
+        try:
+            unwrap(self._root_key, bytes(row[1]), _AAD + row[0].encode())
+        except InvalidTag:
+            raise RootKeyError(
+                "the root key does not match the keystore: start with the root key this "
+                f"store was created with ({ROOT_KEY_ENV} or root.key in the data directory)"
+            ) from None
 
     def signer(self) -> AuditSigner:
         """The current signing key, made (and stored wrapped) on first use."""
@@ -90,8 +109,8 @@ class AuditKeyStore:
             )
             wrapped = wrap(self._root_key, raw, _AAD + signer.fingerprint.encode())
             self._db.execute(
-                "INSERT INTO audit_signing_keys VALUES (?, ?, ?, strftime('%s','now'))",
-                (signer.fingerprint, signer.public_pem, wrapped),
+                "INSERT INTO audit_signing_keys VALUES (?, ?, ?, ?)",
+                (signer.fingerprint, signer.public_pem, wrapped, int(time.time())),
             )
             return signer
 

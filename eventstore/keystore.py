@@ -3,28 +3,22 @@
 from __future__ import annotations
 
 import os
-import sqlite3
 import threading
 import time
 from uuid import UUID
 
 from domain.crypto import material_aad, unwrap, wrap
+from eventstore.database import Database
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS wrapping_keys (
-    material_id TEXT PRIMARY KEY,
-    key_id TEXT NOT NULL,
-    wrapped BLOB NOT NULL
-);
-CREATE INDEX IF NOT EXISTS wrapping_keys_by_key ON wrapping_keys (key_id);
-CREATE TABLE IF NOT EXISTS import_keys (
-    wrapping_key_id TEXT PRIMARY KEY,
-    key_id TEXT NOT NULL,
-    expires REAL NOT NULL,
-    wrapped BLOB NOT NULL
-);
-CREATE INDEX IF NOT EXISTS import_keys_by_expiry ON import_keys (expires);
-"""
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS wrapping_keys (material_id TEXT PRIMARY KEY, "
+    "key_id TEXT NOT NULL, wrapped BLOB NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS wrapping_keys_by_key ON wrapping_keys (key_id)",
+    "CREATE TABLE IF NOT EXISTS import_keys (wrapping_key_id TEXT PRIMARY KEY, "
+    "key_id TEXT NOT NULL, expires REAL NOT NULL, wrapped BLOB NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS import_keys_by_expiry ON import_keys (expires)",
+)
+PRAGMAS = ("journal_mode=WAL", "synchronous=FULL", "secure_delete=ON")
 _PURPOSE = b"wrapping-key"
 _IMPORT_PURPOSE = b"import-wrapping-key"
 
@@ -43,17 +37,19 @@ class Keystore:
     Destroying a key's rows is crypto-shredding: the wrapped material left in the
     immutable event log can no longer be unwrapped. secure_delete zeroes freed pages
     and a truncating WAL checkpoint drops old page images
-    (https://sqlite.org/pragma.html#pragma_secure_delete).
+    (https://sqlite.org/pragma.html#pragma_secure_delete). On PostgreSQL a DELETE leaves
+    dead row versions in the table's pages until VACUUM reclaims them, so destroy runs
+    VACUUM on the table at once (https://www.postgresql.org/docs/current/routine-vacuuming.html);
+    what PostgreSQL cannot promise (WAL segments, replicas, base backups) is in the README.
     """
 
     def __init__(self, path: str, root_key: bytes) -> None:
         self._root_key = root_key
         self._lock = threading.Lock()
         self._cache: dict[str, bytes] = {}
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        for pragma in ("journal_mode=WAL", "synchronous=FULL", "secure_delete=ON"):
-            self._db.execute(f"PRAGMA {pragma}")
-        self._db.executescript(_SCHEMA)
+        self._db = Database(path, PRAGMAS)
+        for statement in _SCHEMA:
+            self._db.execute(statement)
 
     def __repr__(self) -> str:
         return "Keystore(<redacted>)"
@@ -176,7 +172,11 @@ class Keystore:
     def _checkpoint(self, attempts: int = 50) -> None:
         """Truncate the WAL so no page image of a destroyed row survives in it; a reader
         of another process may hold it briefly (the first column of the result is 1
-        while the checkpoint could not complete)."""
+        while the checkpoint could not complete). On PostgreSQL: VACUUM the tables, which
+        removes the dead row versions from their pages."""
+        if self._db.postgres:
+            self._db.execute("VACUUM wrapping_keys, import_keys")
+            return
         for _ in range(attempts):
             busy, _, _ = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
             if not busy:

@@ -17,7 +17,7 @@ from eventsourcing.persistence import IntegrityError, Tracking
 from projections.audit_integrity import Signer, make_digest
 from projections.audit_record import request_of
 from projections.audit_view import AuditView
-from projections.runner import PollingRunner
+from projections.runner import PollingRunner, Rate
 
 
 class AuditRunner(PollingRunner):
@@ -46,6 +46,7 @@ class AuditRunner(PollingRunner):
         self.positions = {app.name: view.position(app.name) for app in (keys, usage)}
         self.external: Callable[[], bool] | None = None  # liveness of a follower process
         self.position = 0  # the base class's single position is unused here
+        self.rate = Rate(sum(self.positions.values()))
         self._last_digest = time.monotonic()
         self._wake = threading.Event()
         self._catching_up = threading.Lock()
@@ -85,6 +86,7 @@ class AuditRunner(PollingRunner):
             self.positions[app.name] = self.audit.position(app.name)
             return 1
         self.positions[app.name] = items[-1][0]
+        self.rate.sample(sum(self.positions.values()))
         return len(items)
 
     def follow(self) -> None:
@@ -141,6 +143,7 @@ class AuditRunner(PollingRunner):
             "lag_seconds": round(lag_seconds, 3),
             "apply_lag_max_seconds": 0.0,
             "propagation_seconds": 0.0,
+            "rate_events_per_second": self.rate.per_second(),
             "schema_version": 1,
             "ledgers": ledgers,
         }

@@ -48,6 +48,9 @@ class GrantsView(VersionedView):
         super().create_table()
         self._load()
 
+    def reload(self) -> None:
+        self._load()
+
     def grants_of(self, key_id: str) -> Sequence[Grant]:
         return tuple(self._by_key.get(key_id, {}).values())
 

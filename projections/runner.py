@@ -6,6 +6,7 @@ import asyncio
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,6 +17,31 @@ from eventsourcing.persistence import IntegrityError, Tracking
 from projections.versioned_view import VersionedView
 
 log = logging.getLogger("keyledger.projections")
+
+
+class Rate:
+    """Events per second over the last minute or so, from (time, position) samples."""
+
+    WINDOW = 60.0
+
+    def __init__(self, position: int) -> None:
+        self._samples: deque[tuple[float, int]] = deque([(time.monotonic(), position)])
+
+    def sample(self, position: int) -> None:
+        now = time.monotonic()
+        if now - self._samples[-1][0] >= 1.0:
+            self._samples.append((now, position))
+        else:
+            self._samples[-1] = (self._samples[-1][0], position)
+        while len(self._samples) > 2 and now - self._samples[1][0] > self.WINDOW:
+            self._samples.popleft()
+
+    def per_second(self) -> float:
+        (t0, p0), (_, p1) = self._samples[0], self._samples[-1]
+        now = time.monotonic()
+        if now - t0 > self.WINDOW * 2:  # idle for long: no recent rate to speak of
+            return 0.0
+        return round((p1 - p0) / max(now - t0, 1e-3), 1)
 
 
 class PollingRunner:
@@ -48,6 +74,7 @@ class PollingRunner:
         # Seconds from an event's timestamp to its view commit, worst since start: the
         # view's own lag under load (the propagation delay included).
         self.apply_lag_max = 0.0
+        self.rate = Rate(self.position)
         self._wait = interval
         self._wake = threading.Event()
         self._catching_up = threading.Lock()
@@ -92,13 +119,18 @@ class PollingRunner:
                 return processed
             try:
                 self.view.process(
-                    events[:ready], Tracking(self.app.name, notifications[ready - 1].id)
+                    events[:ready],
+                    Tracking(self.app.name, notifications[ready - 1].id),
+                    after=self.position,
                 )
             except IntegrityError:
-                # Another runner on the same view got there first: resume from its position.
+                # Another runner on the same view got there first, or a rebuild switched
+                # the view: resume from its position, with its rows.
                 self.position = self.view.position(self.app.name)
+                self.view.reload()
                 continue
             self.position = notifications[ready - 1].id
+            self.rate.sample(self.position)
             processed += ready
             oldest = (self.clock() - events[0].timestamp).total_seconds()
             self.apply_lag_max = max(self.apply_lag_max, oldest)
@@ -137,6 +169,7 @@ class PollingRunner:
             "lag_seconds": round(lag_seconds, 3),
             "apply_lag_max_seconds": round(self.apply_lag_max, 4),
             "propagation_seconds": self.delay.total_seconds(),
+            "rate_events_per_second": self.rate.per_second(),
             "schema_version": self.view.SCHEMA_VERSION,
         }
 

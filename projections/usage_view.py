@@ -107,9 +107,7 @@ def _count_command(event: Cmk.Event | Alias.Event, cursor: SQLiteCursor) -> None
     request = event.request
     if not request or request.get("event_type") != "AwsApiCall" or not request.get("operation"):
         return
-    cursor.execute(
-        "SELECT 1 FROM billing_commands WHERE request_id = ?", (request["request_id"],)
-    )
+    cursor.execute("SELECT 1 FROM billing_commands WHERE request_id = ?", (request["request_id"],))
     if cursor.fetchone() is None:
         cursor.execute("INSERT INTO billing_commands VALUES (?)", (request["request_id"],))
         key_id = str(event.originator_id) if isinstance(event, Cmk.Event) else ""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from eventsourcing.persistence import Tracking
+from eventsourcing.persistence import IntegrityError, Tracking
 from eventsourcing.sqlite import SQLiteCursor, SQLiteTrackingRecorder
 
 
@@ -34,8 +34,18 @@ class VersionedView(SQLiteTrackingRecorder):
                 cursor.execute("INSERT INTO view_schema VALUES (?)", (self.SCHEMA_VERSION,))
         super().create_table()
 
-    def process(self, events: Sequence[Any], tracking: Tracking) -> None:
+    def process(
+        self, events: Sequence[Any], tracking: Tracking, *, after: int | None = None
+    ) -> None:
+        """Apply ``events`` and move the tracking position to ``tracking``. With ``after``
+        (the position the caller believes the view is at), raise ``IntegrityError`` unless
+        the view is there: a rebuild may have switched the view to a later position, and
+        applying an event twice would corrupt counts."""
         with self.datastore.transaction(commit=True) as cursor:
+            if after is not None:
+                current = self._max_tracking_id(tracking.application_name, cursor) or 0
+                if current != after:
+                    raise IntegrityError(f"view at {current}, not {after}")
             for event in events:
                 self.project(event, cursor)
             self._insert_tracking(cursor, tracking)
@@ -46,6 +56,10 @@ class VersionedView(SQLiteTrackingRecorder):
 
     def processed(self, events: Sequence[Any]) -> None:
         """After the transaction committed: refresh any in-memory state."""
+
+    def reload(self) -> None:
+        """The rows changed under this process (a rebuild switched them): reload any
+        in-memory state from them."""
 
     def position(self, application_name: str) -> int:
         return self.max_tracking_id(application_name) or 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -9,13 +10,22 @@ from typing import Any
 import pytest
 
 from api.config import Settings
+from tests.postgres import Postgres
+from tests.postgres import session as postgres_session
 from tests.support import ThreadServer
+
+# KEYLEDGER_TEST_STORE=postgresql runs the tests that use `server` against PostgreSQL (a
+# fresh database each); .ci/run does so for the subset named there.
+TEST_STORE_ENV = "KEYLEDGER_TEST_STORE"
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[ThreadServer]:
-    """A server on SQLite files in a fresh data directory."""
-    running = ThreadServer(Settings(data_dir=tmp_path / "data", port=0)).start()
+def server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[ThreadServer]:
+    """A server on SQLite files in a fresh data directory (or on PostgreSQL, above)."""
+    store = None
+    if os.environ.get(TEST_STORE_ENV) == "postgresql":
+        store = request.getfixturevalue("pg_store")
+    running = ThreadServer(Settings(data_dir=tmp_path / "data", port=0, store=store)).start()
     yield running
     running.stop()
 
@@ -23,3 +33,15 @@ def server(tmp_path: Path) -> Iterator[ThreadServer]:
 @pytest.fixture
 def kms(server: ThreadServer) -> Any:
     return server.client()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    """One PostgreSQL server for the session (see tests/postgres.py)."""
+    yield from postgres_session()
+
+
+@pytest.fixture
+def pg_store(postgres: Postgres) -> str:
+    """A fresh, empty database on it: its postgresql:// URL."""
+    return postgres.create_database()

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from api.app import Stores, open_stores
+from eventstore.database import STORE_ENV
 
 console = Console()
 errors = Console(stderr=True)
@@ -22,6 +23,11 @@ errors = Console(stderr=True)
 
 def add_data_dir(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", type=Path, default=Path("data"))
+    parser.add_argument(
+        "--store",
+        default=os.environ.get(STORE_ENV),
+        help=f"the server's postgresql:// store, if it uses one (env {STORE_ENV})",
+    )
 
 
 def parse_time(text: str) -> datetime:
@@ -39,7 +45,7 @@ def parse_time(text: str) -> datetime:
 
 @contextlib.contextmanager
 def stores(args: argparse.Namespace, *, root: bool = False) -> Iterator[Stores]:
-    opened = open_stores(args.data_dir, os.environ, root=root)
+    opened = open_stores(args.data_dir, os.environ, root=root, store=args.store)
     try:
         yield opened
     finally:

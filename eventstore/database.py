@@ -1,0 +1,117 @@
+"""Where the stores live: SQLite files (the embedded default) or one PostgreSQL database.
+
+The keystore and the audit signing keys are small tables that keyledger writes with plain
+SQL; ``Database`` runs the same statements on either (``?`` placeholders are PostgreSQL's
+``%s``, ``BLOB`` is ``BYTEA``). The ledgers use the eventsourcing library's own SQLite or
+PostgreSQL persistence, configured by ``ledger_env``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+POSTGRES_SCHEMES = ("postgresql", "postgres")
+STORE_ENV = "KEYLEDGER_STORE"
+
+
+class StoreError(Exception):
+    """The store cannot be opened: one line for the operator, never a password."""
+
+
+def is_postgres(target: str | None) -> bool:
+    return target is not None and urlsplit(target).scheme in POSTGRES_SCHEMES
+
+
+def redact(url: str) -> str:
+    """The URL with any password replaced, for logs and error messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)
+    user = netloc[0].split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[1]}"))
+
+
+def postgres_env(url: str) -> dict[str, str]:
+    """The library's POSTGRES_* settings for a ``postgresql://user:password@host:port/db``."""
+    parts = urlsplit(url)
+    if parts.scheme not in POSTGRES_SCHEMES or not parts.path.strip("/"):
+        raise StoreError(f"not a PostgreSQL URL with a database name: {redact(url)}")
+    env = {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "POSTGRES_DBNAME": unquote(parts.path.strip("/")),
+        "POSTGRES_HOST": parts.hostname or "127.0.0.1",
+        "POSTGRES_PORT": str(parts.port or 5432),
+        "POSTGRES_USER": unquote(parts.username or "keyledger"),
+        "POSTGRES_PASSWORD": unquote(parts.password or ""),
+        "POSTGRES_CONNECT_TIMEOUT": "10",
+        # A stuck writer must not block every writer forever (the library's advice).
+        "POSTGRES_LOCK_TIMEOUT": "5",
+        "POSTGRES_PRE_PING": "y",
+        "POSTGRES_POOL_SIZE": "8",
+        "POSTGRES_MAX_OVERFLOW": "8",
+    }
+    return env
+
+
+STORE_VERSION = 1  # bump when keyledger's tables in PostgreSQL change shape
+
+
+def check_store_version(url: str) -> None:
+    """Refuse a database written by another keyledger store version, before any write."""
+    db = Database(url)
+    try:
+        db.execute("CREATE TABLE IF NOT EXISTS keyledger_store (version INTEGER NOT NULL)")
+        row = db.execute("SELECT version FROM keyledger_store").fetchone()
+        if row is None:
+            db.execute("INSERT INTO keyledger_store VALUES (?)", (STORE_VERSION,))
+        elif row[0] != STORE_VERSION:
+            raise StoreError(
+                f"{redact(url)} holds a keyledger store of version {row[0]}; this keyledger "
+                f"reads version {STORE_VERSION}"
+            )
+    finally:
+        db.close()
+
+
+class Database:
+    """One connection, autocommit, shared by a store's methods under the store's lock."""
+
+    def __init__(self, target: str, sqlite_pragmas: tuple[str, ...] = ()) -> None:
+        self.postgres = is_postgres(target)
+        if self.postgres:
+            import psycopg
+
+            try:
+                self._db: Any = psycopg.connect(target, autocommit=True, connect_timeout=10)
+            except psycopg.Error as error:
+                raise StoreError(_first_line(error, target)) from None
+        else:
+            self._db = sqlite3.connect(target, check_same_thread=False, isolation_level=None)
+            for pragma in sqlite_pragmas:
+                self._db.execute(f"PRAGMA {pragma}")
+
+    def execute(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
+        if self.postgres:
+            sql = sql.replace("?", "%s").replace(" BLOB", " BYTEA")
+        return self._db.execute(sql, params)
+
+    def executemany(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        if self.postgres:
+            with self._db.cursor() as cursor:
+                cursor.executemany(sql.replace("?", "%s"), rows)
+        else:
+            self._db.executemany(sql, rows)
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def _first_line(error: BaseException, url: str) -> str:
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    password = urlsplit(url).password
+    if password:
+        text = text.replace(password, "***")
+    return f"cannot open the PostgreSQL store {redact(url)}: {text}"

@@ -1,0 +1,196 @@
+"""Rebuild a view from position 0 beside the live one, then switch in one transaction.
+
+The fresh copy is an ordinary view of the same class in a file of its own
+(``<view>.db.rebuild``), so the view's own projection code builds it and its tracking row
+makes the build resumable: after a crash or ``kill -9`` the next run continues from the
+fresh copy's position. The switch takes the live view's write lock (the live runners wait),
+brings the fresh copy to the live view's position, compares the two, and replaces the live
+rows and tracking with the fresh ones in that one transaction, so a reader (WAL) sees either
+the old view or the new one, never a mix. Readers keep being served from the old copy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from eventsourcing.application import Application
+from eventsourcing.persistence import Tracking
+from eventsourcing.sqlite import SQLiteDatastore
+
+from projections.versioned_view import VersionedView
+
+BATCH = 5000
+
+
+class RebuildRunning(Exception):
+    """Another rebuild of the same view holds its lock."""
+
+
+@dataclass
+class Switched:
+    position: int  # the log position both copies were compared at
+    head: int  # the live view's position after the switch
+    differences: int  # rows that differed between the live and the rebuilt view
+    seconds: float  # how long the live view's write lock was held
+
+
+@contextlib.contextmanager
+def rebuild_lock(live_path: str) -> Iterator[IO[str]]:
+    """One rebuild per view: an advisory lock the kernel releases when the holder dies,
+    so a killed rebuild never leaves a stale lock behind."""
+    handle = open(f"{live_path}.rebuild.lock", "w")  # noqa: SIM115 (held for the block)
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RebuildRunning(f"another rebuild of {live_path} is running") from None
+        handle.write(str(os.getpid()))
+        handle.flush()
+        yield handle
+    finally:
+        handle.close()
+
+
+class Rebuild:
+    """Builds ``view_class`` from the logs of ``apps`` into ``<live_path>.rebuild``."""
+
+    def __init__(
+        self,
+        apps: Sequence[Application],
+        view_class: type[VersionedView],
+        live_path: str,
+        *,
+        batch: int = BATCH,
+    ) -> None:
+        self.apps, self.view_class, self.live_path = apps, view_class, live_path
+        self.fresh_path = f"{live_path}.rebuild"
+        self.batch = batch
+        self.fresh = view_class(SQLiteDatastore(self.fresh_path, lock_timeout=15))
+        self.fresh.create_table()
+        # > 0: a resumed rebuild
+        self.positions = {app.name: self.fresh.position(app.name) for app in apps}
+
+    @property
+    def position(self) -> int:
+        return sum(self.positions.values())
+
+    def head(self) -> int:
+        return sum(app.recorder.max_notification_id() or 0 for app in self.apps)
+
+    def build(
+        self, advance: Callable[[int], None] = lambda n: None, stop: Mapping[str, int] | None = None
+    ) -> int:
+        """Project the logs into the fresh copy up to ``stop`` (default: their heads)."""
+        built = 0
+        for app in self.apps:
+            until = None if stop is None else stop[app.name]
+            while until is None or self.positions[app.name] < until:
+                notifications = app.recorder.select_notifications(
+                    start=self.positions[app.name],
+                    limit=self.batch,
+                    stop=until,
+                    inclusive_of_start=False,
+                )
+                if not notifications:
+                    break
+                events = [app.mapper.to_domain_event(n) for n in notifications]
+                last = notifications[-1].id
+                self.fresh.process(events, Tracking(app.name, last), after=self.positions[app.name])
+                self.positions[app.name] = last
+                built += len(events)
+                advance(len(events))
+        return built
+
+    def switch(self, wait: float = 3.0) -> Switched:
+        """Replace the live view with the fresh copy, atomically, then remove the copy.
+
+        First give the live view up to ``wait`` seconds to reach the fresh copy's position
+        (a running server's runners follow the log; a view that polls once a second may
+        be behind), so that both can be compared at one position."""
+        live = sqlite3.connect(self.live_path, timeout=30, isolation_level=None)
+        try:
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline and any(
+                _live_position(live, name) < position for name, position in self.positions.items()
+            ):
+                time.sleep(0.05)
+            live.execute("ATTACH DATABASE ? AS fresh", (self.fresh_path,))
+            started = time.monotonic()
+            # Take the live file's write lock only (BEGIN IMMEDIATE would also lock the
+            # attached fresh file, which the catch-up below still writes through its own
+            # connection): a write statement locks just the database it writes.
+            live.execute("BEGIN")
+            live.execute("UPDATE main.tracking SET notification_id = notification_id WHERE 0")
+            try:
+                at = {app.name: _live_position(live, app.name) for app in self.apps}
+                # Both copies at the live position: compare, then switch there, so the live
+                # runners simply continue. (This transaction's read snapshot of the fresh
+                # file starts at the comparison, so nothing later could be copied anyway.)
+                self.build(stop=at)
+                same_place = all(self.positions[name] == at[name] for name in at)
+                differences = self._differences(live) if same_place else -1
+                for table in self.view_class.VIEW_TABLES:
+                    live.execute(f"DELETE FROM main.{table}")  # noqa: S608 (our own names)
+                    live.execute(f"INSERT INTO main.{table} SELECT * FROM fresh.{table}")  # noqa: S608
+                live.execute("DELETE FROM main.tracking")
+                live.execute("INSERT INTO main.tracking SELECT * FROM fresh.tracking")
+                live.execute("COMMIT")
+            except BaseException:
+                live.execute("ROLLBACK")
+                raise
+            held = time.monotonic() - started
+            live.execute("DETACH DATABASE fresh")
+        finally:
+            live.close()
+        self.fresh.datastore.close()
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                Path(self.fresh_path + suffix).unlink()
+        return Switched(sum(at.values()), self.position, differences, round(held, 4))
+
+    def _differences(self, live: sqlite3.Connection) -> int:
+        total = 0
+        for table in self.view_class.VIEW_TABLES:
+            for a, b in (("main", "fresh"), ("fresh", "main")):
+                (count,) = live.execute(
+                    f"SELECT COUNT(*) FROM (SELECT * FROM {a}.{table} "  # noqa: S608
+                    f"EXCEPT SELECT * FROM {b}.{table})"
+                ).fetchone()
+                total += count
+        return total
+
+
+def _live_position(live: sqlite3.Connection, application_name: str) -> int:
+    row = live.execute(
+        "SELECT notification_id FROM main.tracking WHERE application_name = ?",
+        (application_name,),
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def stored(path: str) -> tuple[int | None, dict[str, int]]:
+    """A view file's schema version and tracking positions, read without writing (status
+    must not create, migrate or lock anything)."""
+    if not Path(path).exists():
+        return None, {}
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=15)
+    try:
+        version = None
+        with contextlib.suppress(sqlite3.OperationalError):
+            row = db.execute("SELECT version FROM view_schema").fetchone()
+            version = int(row[0]) if row else None
+        positions: dict[str, int] = {}
+        with contextlib.suppress(sqlite3.OperationalError):
+            rows = db.execute("SELECT application_name, notification_id FROM tracking")
+            positions = {name: int(pos) for name, pos in rows if not name.startswith("__")}
+        return version, positions
+    finally:
+        db.close()
