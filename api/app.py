@@ -46,6 +46,7 @@ from eventstore.ledger import KeyLedger
 from eventstore.notify import Listener
 from eventstore.read_cache import ReadCache, sqlite_mark
 from eventstore.root_key import load_root_key
+from eventstore.sqlite import commit_probe
 from eventstore.usage_ledger import UsageLedger
 from eventstore.writer import BatchWriter
 from projections.audit_runner import AuditRunner
@@ -60,6 +61,9 @@ SETTINGS = web.AppKey("settings", Settings)
 T = TypeVar("T")
 R = TypeVar("R")
 # STS answers GetCallerIdentity and CloudTrail LookupEvents on this port.
+# Seconds a ledger write waits for SQLite's write lock (eventsourcing takes whole seconds).
+# A request then fails within about twice this (its batch, and one ahead of it).
+STORE_LOCK_TIMEOUT = "2"
 SIGNED_SERVICES = frozenset({"kms", "sts", "cloudtrail"})
 DEV_FAULT_ENV = "KEYLEDGER_DEV_FAULT"  # honoured only with --dev-clock (crash tests)
 # Honoured only with --dev-clock: "paused" keeps the audit view's thread stopped, so
@@ -174,7 +178,9 @@ def _ledger_env(stores: dict[str, str], name: str) -> dict[str, str]:
         # application (keyledger_events, usageledger_events).
         return env | postgres_env(stores["postgres"])
     if name in stores:
-        env |= {"SQLITE_DBNAME": stores[name], "SQLITE_LOCK_TIMEOUT": "15"}
+        # A bounded wait for the write lock: a store that stays locked longer is an outage,
+        # answered with DependencyTimeoutException (see BatchWriter), not a minute's hang.
+        env |= {"SQLITE_DBNAME": stores[name], "SQLITE_LOCK_TIMEOUT": STORE_LOCK_TIMEOUT}
     return env
 
 
@@ -268,12 +274,16 @@ def open_services(settings: Settings, clock: Clock, metrics: Metrics | None = No
         prices=settings.prices,
         usage_runners=billing,
         commands=BatchWriter(
-            "keyledger", ledger.run_batch, on_batch=metrics.batch_committed("keyledger")
+            "keyledger",
+            ledger.run_batch,
+            on_batch=metrics.batch_committed("keyledger"),
+            probe=commit_probe(ledger),
         ),
         records=BatchWriter(
             "usage",
             _nudging(usage.record_batch, audit_runner.nudge),
             on_batch=metrics.batch_committed("usage"),
+            probe=commit_probe(usage),
         ),
         readers=ThreadPoolExecutor(settings.reader_threads, thread_name_prefix="reader"),
         # Signatures are checked against wall time, never the dev clock: a client signs

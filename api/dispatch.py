@@ -21,6 +21,8 @@ from api.sts import caller_identity
 from api.sts import error_response as sts_error
 from domain.errors import (
     AccessDeniedError,
+    ClientGoneError,
+    DependencyTimeoutError,
     InternalError,
     KmsError,
     RequestTooLargeError,
@@ -63,6 +65,16 @@ async def handle(request: web.Request) -> web.Response:
         if not call.recorded:
             await services.records(request_record(call, None))
         return _respond(call, 200, services.wire.serialize_response(call.operation, result))
+    except ClientGoneError as error:
+        # One clear line, no traceback: the client aborted, the server did not fail.
+        if services.wire.has_operation(target := _target(request)):
+            call.operation = target
+        log.warning(
+            "client went away before its request body arrived (%s)",
+            call.operation,
+            extra={"request_id": call.request_id, "source_ip": call.source_ip},
+        )
+        return await _refuse(call, error)
     except KmsError as error:
         return await _refuse(call, error)
     except Exception:
@@ -183,12 +195,19 @@ async def _read_body(request: web.Request, limit: int) -> bytes:
     if request.content_length is not None and request.content_length > limit:
         raise RequestTooLargeError(f"Request body exceeds {limit} bytes.")
     chunks, size = [], 0
-    while chunk := await request.content.read(limit + 1 - size):
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > limit:
-            raise RequestTooLargeError(f"Request body exceeds {limit} bytes.")
+    try:
+        while chunk := await request.content.read(limit + 1 - size):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > limit:
+                raise RequestTooLargeError(f"Request body exceeds {limit} bytes.")
+    except ConnectionError:  # aiohttp: "Connection lost" before Content-Length bytes came
+        raise ClientGoneError from None
     return b"".join(chunks)
+
+
+def _target(request: web.Request) -> str:
+    return request.headers.get("X-Amz-Target", "").removeprefix(KMS_TARGET_PREFIX)
 
 
 def _operation(request: web.Request, services: Services) -> str:
@@ -212,14 +231,28 @@ async def _refuse(call: Call, error: KmsError) -> web.Response:
     """Every refusal is recorded before it is answered; if even that fails, say so."""
     call.outcome = error.code
     try:
-        await call.services.records(request_record(call, error))
+        if not (isinstance(error, DependencyTimeoutError) and call.services.records.unavailable):
+            await call.services.records(request_record(call, error))
+        # else: the record cannot be written; the writer logged the incident once
+    except DependencyTimeoutError as failed:
+        error = failed
+        call.outcome = error.code
     except Exception:
         log.exception("audit record failed", extra={"request_id": call.request_id})
         error = InternalError("An internal error occurred.")
         call.outcome = error.code
     if call.service == "sts":
         return sts_error(call, error)
-    return _respond(call, error.status, {"__type": error.code, "message": error.message})
+    return _respond(call, error.status, error_body(error))
+
+
+def error_body(error: KmsError) -> dict[str, str]:
+    """AWS JSON 1.1 error body. Errors AWS sends without detail (InvalidCiphertext,
+    KMSInvalidSignature, KMSInvalidMac, ...) have no ``message`` member at all, as recorded
+    from AWS, rather than an empty one."""
+    if not error.message:
+        return {"__type": error.code}
+    return {"__type": error.code, "message": error.message}
 
 
 def _respond(call: Call, status: int, body: dict[str, Any]) -> web.Response:

@@ -36,6 +36,9 @@ def _checks(services: Services, bound: float) -> dict[str, bool]:
         "stores": _stores_answer(services),
         "writer_keyledger": services.commands.alive,
         "writer_usage": services.records.alive,
+        # False while a store cannot commit: every write is refused until it can again.
+        "commits_keyledger": not services.commands.unavailable,
+        "commits_usage": not services.records.unavailable,
     }
     for runner in services.runners():
         status = runner.status()

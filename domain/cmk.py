@@ -403,7 +403,7 @@ class Cmk(Lifecycle, GrantRules, ImportRules, Aggregate):
 
     def untag(self, tag_keys: list[str], ctx: RequestContext, now: datetime) -> None:
         self.check_not_pending_deletion()
-        if any(key.startswith("aws:") for key in tag_keys):
+        if any(is_reserved_tag_key(key) for key in tag_keys):
             raise TagError("Tags beginning with aws: are reserved")
         self.trigger_event(
             self.TagsChanged,
@@ -450,7 +450,13 @@ class Cmk(Lifecycle, GrantRules, ImportRules, Aggregate):
 
 def check_tags_allowed(tag_keys: list[str]) -> None:
     """TagResource rules (AWS texts): reserved prefix and duplicates in one request."""
-    if any(key.startswith("aws:") for key in tag_keys):
+    if any(is_reserved_tag_key(key) for key in tag_keys):
         raise TagError("Tags beginning with aws: are reserved")
     if len(set(tag_keys)) != len(tag_keys):
         raise TagError("Duplicate tag keys")
+
+
+def is_reserved_tag_key(key: str) -> bool:
+    """The aws: prefix is reserved in any letter case (tagging-keys.html: "AWS:" and
+    "Aws:" are refused like "aws:", as recorded from AWS)."""
+    return key[:4].lower() == "aws:"

@@ -128,6 +128,32 @@ class DryRunOperationError(KmsError):
         super().__init__("The request would have succeeded, but the DryRun option is set.")
 
 
+class DependencyTimeoutError(KmsError):
+    """The store cannot commit (locked, disk full, I/O error, database gone): nothing is
+    answered without its record, so the request is refused, retryably. HTTP 503 and the
+    text are the service model's (DependencyTimeoutException)."""
+
+    code = "DependencyTimeoutException"
+    status = 503
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The system timed out while trying to fulfill the request. You can retry the request."
+        )
+
+
+class ClientGoneError(KmsError):
+    """The client closed its connection before its request arrived whole. Not a server
+    failure and never seen by the client; its audit record says the client went away.
+    499 is the usual proxy convention for "client closed request" (nginx)."""
+
+    code = "ClientClosedRequest"
+    status = 499
+
+    def __init__(self) -> None:
+        super().__init__("The client closed the connection before the request body arrived.")
+
+
 class InternalError(KmsError):
     code = "KMSInternalException"
     status = 500

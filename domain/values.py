@@ -40,6 +40,9 @@ MAX_POLICY_BYTES = 32 * 1024
 DATA_KEY_BYTES = {"AES_128": 16, "AES_256": 32}
 
 _UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+# A multi-Region key id is "mrk-" and 32 hex digits (multi-region-keys-overview.html);
+# keyledger has none yet, but such an id is well formed: unknown, not invalid.
+_MRK_RE = re.compile(r"^mrk-[0-9a-f]{32}$")
 _KEY_ARN_RE = re.compile(r"^arn:(aws[a-z-]*):kms:([a-z0-9-]+):(\d{12}):key/(.+)$")
 _ALIAS_ARN_RE = re.compile(r"^arn:(aws[a-z-]*):kms:([a-z0-9-]+):(\d{12}):(alias/.+)$")
 _ALIAS_NAME_RE = re.compile(r"^alias/[a-zA-Z0-9/_-]+$")
@@ -140,9 +143,18 @@ def parse_key_ref(value: str, ctx: RequestContext, *, allow_alias: bool = True) 
         if not allow_alias:
             raise NotFoundError(f"Invalid keyId '{value}'")
         return KeyRef(ctx.account, ctx.region, alias_name=value)
-    if not _UUID_RE.match(value):
+    if not is_key_id(value):
         raise NotFoundError(f"Invalid keyId '{value}'")
     return KeyRef(ctx.account, ctx.region, key_id=value)
+
+
+def is_key_id(value: str) -> bool:
+    """A well-formed key id: a dashed UUID, or a multi-Region key id."""
+    return bool(_UUID_RE.match(value) or _MRK_RE.match(value))
+
+
+def is_multi_region_id(value: str) -> bool:
+    return bool(_MRK_RE.match(value))
 
 
 def _parse_arn(value: str, ctx: RequestContext, *, allow_alias: bool) -> KeyRef:
@@ -155,7 +167,7 @@ def _parse_arn(value: str, ctx: RequestContext, *, allow_alias: bool) -> KeyRef:
     if region != ctx.region:
         raise NotFoundError(f"Invalid arn {region}")
     if key_match:
-        if not _UUID_RE.match(rest):
+        if not is_key_id(rest):
             raise NotFoundError(f"Invalid keyId '{rest}'")
         return KeyRef(account, region, key_id=rest)
     return KeyRef(account, region, alias_name=rest)

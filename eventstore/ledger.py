@@ -37,6 +37,7 @@ from domain.values import (
     KeyState,
     RequestContext,
     default_key_policy,
+    is_multi_region_id,
     key_arn,
     parse_key_ref,
 )
@@ -227,6 +228,8 @@ class KeyLedger(AliasCommands, GrantCommands, ResourceSlots, Application):
             if not isinstance(alias, Alias) or alias.deleted:
                 raise NotFoundError(f"Alias {ref.arn} is not found.")
             uuid = UUID(alias.target_key_id)
+        elif is_multi_region_id(ref.key_id or ""):
+            raise NotFoundError(f"Key '{ref.arn}' does not exist")  # no multi-Region keys yet
         else:
             uuid = UUID(ref.key_id)
         cmk = get(uuid)

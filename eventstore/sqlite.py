@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from eventsourcing.application import Application
 from eventsourcing.sqlite import SQLiteConnection, SQLiteConnectionPool, SQLiteFactory
 from eventsourcing.utils import Environment, EnvType
 
@@ -27,3 +30,19 @@ class DurableSQLiteFactory(SQLiteFactory):
             db_name=pool.db_name, lock_timeout=pool.lock_timeout
         )
         pool.close()
+
+
+def commit_probe(app: Application) -> Callable[[], None]:
+    """A tiny real write to an application's store (its own table, never the events), so a
+    writer whose store could not commit finds out by itself when it can again."""
+    datastore = getattr(app.recorder, "datastore", None)
+
+    def probe() -> None:
+        if datastore is None:  # the in-memory store always commits
+            return
+        with datastore.transaction(commit=True) as cursor:
+            cursor.execute("CREATE TABLE IF NOT EXISTS keyledger_probe (n INTEGER)")
+            cursor.execute("DELETE FROM keyledger_probe")
+            cursor.execute("INSERT INTO keyledger_probe VALUES (1)")
+
+    return probe

@@ -6,16 +6,32 @@ import asyncio
 import contextlib
 import logging
 import queue
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Any, Generic, TypeVar
 
+from eventsourcing.persistence import IntegrityError, PersistenceError, ProgrammingError
+
+from domain.errors import DependencyTimeoutError
+
 log = logging.getLogger("keyledger.writer")
 J = TypeVar("J")
 R = TypeVar("R")
 _STOP = object()
+# How often a writer whose store cannot commit tries again on its own, so that it (and
+# GET /ready) recovers without waiting for a request.
+PROBE_SECONDS = 1.0
+
+
+def cannot_commit(error: BaseException) -> bool:
+    """The store failed, not the request: locked past the lock timeout, disk full, an I/O
+    error, a connection gone (eventsourcing wraps every driver's errors the same way)."""
+    if isinstance(error, IntegrityError | ProgrammingError):
+        return False  # a conflict or a bug, not an outage
+    return isinstance(error, PersistenceError | sqlite3.Error | OSError)
 
 
 class _LoopWaiter:
@@ -44,6 +60,11 @@ class BatchWriter(Generic[J, R]):
     ``commit(jobs)`` returns one outcome per job (a value, or the exception that job
     raised) only after the batch is durable, so each waiting request is answered after
     its own write is on disk; meanwhile the next batch queues up (group commit).
+
+    When the store cannot commit, every job of the batch fails with
+    DependencyTimeoutError, the log gets one line for the incident (not one traceback per
+    request), ``unavailable`` is set for GET /ready, and ``probe`` (a tiny write) is tried
+    every PROBE_SECONDS until the store commits again.
     """
 
     def __init__(
@@ -52,13 +73,18 @@ class BatchWriter(Generic[J, R]):
         commit: Callable[[Sequence[J]], Sequence[R | BaseException]],
         max_batch: int = 256,
         on_batch: Callable[[int, float], None] | None = None,
+        probe: Callable[[], None] | None = None,
     ) -> None:
+        self.name = name
         self._commit = commit
         self._on_batch = on_batch  # (jobs, seconds to commit): metrics
+        self._probe = probe
         self._max_batch = max_batch
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self.batches = 0
         self.jobs = 0
+        self.unavailable_since: float | None = None
+        self.refused = 0  # jobs refused in the current incident
         self._thread = threading.Thread(target=self._run, name=f"writer-{name}", daemon=True)
         self._thread.start()
 
@@ -79,6 +105,10 @@ class BatchWriter(Generic[J, R]):
     def alive(self) -> bool:
         return self._thread.is_alive()
 
+    @property
+    def unavailable(self) -> bool:
+        return self.unavailable_since is not None
+
     def close(self) -> None:
         self._queue.put(_STOP)
         self._thread.join()
@@ -91,8 +121,16 @@ class BatchWriter(Generic[J, R]):
             if stop:
                 return
 
+    def _first(self) -> object:
+        while self.unavailable and self._probe is not None:
+            try:
+                return self._queue.get(timeout=PROBE_SECONDS)
+            except queue.Empty:
+                self._try_probe()
+        return self._queue.get()
+
     def _take_batch(self) -> tuple[list[tuple[J, Future[R] | _LoopWaiter]], bool]:
-        item = self._queue.get()
+        item = self._first()
         batch: list[tuple[J, Future[R] | _LoopWaiter]] = []
         while item is not _STOP:
             batch.append(item)  # type: ignore[arg-type]
@@ -109,20 +147,63 @@ class BatchWriter(Generic[J, R]):
         self.jobs += len(batch)
         began = time.perf_counter()
         try:
-            outcomes = self._commit([job for job, _ in batch])
+            outcomes: Sequence[R | BaseException] = self._commit([job for job, _ in batch])
         except BaseException as error:
-            log.exception("batch of %d failed", len(batch))
+            if not cannot_commit(error):
+                log.exception("batch of %d failed", len(batch))
             outcomes = [error] * len(batch)
         if self._on_batch is not None:
             self._on_batch(len(batch), time.perf_counter() - began)
+        failed = [o for o in outcomes if isinstance(o, BaseException) and cannot_commit(o)]
+        if failed:
+            self._incident(failed[0], len(failed))
+        elif any(not isinstance(o, BaseException) for o in outcomes):
+            self._recovered()
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[R], object]]] = {}
-        for (_, future), outcome in zip(batch, outcomes, strict=True):
+        for (_, future), raw in zip(batch, outcomes, strict=True):
+            outcome: object = raw
+            if isinstance(raw, BaseException) and cannot_commit(raw):
+                outcome = DependencyTimeoutError()
             if isinstance(future, _LoopWaiter):
                 by_loop.setdefault(future.loop, []).append((future.waiter, outcome))
             elif isinstance(outcome, BaseException):
                 future.set_exception(outcome)
             else:
-                future.set_result(outcome)
+                future.set_result(outcome)  # type: ignore[arg-type]
         for loop, answers in by_loop.items():
             with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits
                 loop.call_soon_threadsafe(_answer, answers)
+
+    def _incident(self, error: BaseException, jobs: int) -> None:
+        self.refused += jobs
+        if self.unavailable_since is None:
+            self.unavailable_since = time.monotonic()
+            log.error(
+                "%s store cannot commit (%s: %s); requests are refused with "
+                "DependencyTimeoutException until it can",
+                self.name,
+                type(error).__name__,
+                error,
+            )
+
+    def _recovered(self) -> None:
+        if self.unavailable_since is None:
+            return
+        log.warning(
+            "%s store commits again after %.1f s; %d requests were refused meanwhile",
+            self.name,
+            time.monotonic() - self.unavailable_since,
+            self.refused,
+        )
+        self.unavailable_since, self.refused = None, 0
+
+    def _try_probe(self) -> None:
+        if self._probe is None:
+            return
+        try:
+            self._probe()
+        except Exception as error:  # noqa: BLE001 - still failing; the incident is logged
+            if not cannot_commit(error):
+                log.warning("%s store probe failed: %s", self.name, error)
+            return
+        self._recovered()
