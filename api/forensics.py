@@ -10,13 +10,13 @@ permission in the caller's IAM policies (an account root holds it for its accoun
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+from api.own_operations import own_operation
 from api.services import Call
 from domain.authorization import authorize_action
-from domain.errors import NotFoundError, UnsupportedOperationError, ValidationError
+from domain.errors import NotFoundError, ValidationError
 from projections import forensics
 from projections.audit_view import Filters
 
@@ -25,15 +25,8 @@ MAX_RESULTS = 1000
 
 
 async def run(call: Call, operation: str, body: object) -> dict[str, Any]:
-    call.operation = f"audit:{operation}"
-    call.ctx = replace(call.context, operation=call.operation)
-    handler = _OPERATIONS.get(operation)
-    if handler is None:
-        raise UnsupportedOperationError(f"{operation} is not a keyledger audit operation.")
-    if not isinstance(body, dict):
-        raise ValidationError("The request body must be a JSON object.")
-    call.params = body
-    return await handler(call, body)
+    handler, params = own_operation(call, "audit", operation, body, _OPERATIONS)
+    return await handler(call, params)
 
 
 def _string(body: dict[str, Any], name: str, *, required: bool = False) -> str | None:

@@ -9,12 +9,12 @@ permission in the caller's IAM policies (an account root holds it for its accoun
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 from typing import Any
 
+from api.own_operations import own_operation
 from api.services import Call
 from domain.authorization import authorize_action
-from domain.errors import UnsupportedOperationError, ValidationError
+from domain.errors import ValidationError
 from domain.pricing import as_json, bill
 from projections.limits_report import limits_report
 
@@ -23,16 +23,9 @@ _MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
 
 async def run(call: Call, operation: str, body: object) -> dict[str, Any]:
-    call.operation = f"usage:{operation}"
-    call.ctx = replace(call.context, operation=call.operation)
-    handler = _OPERATIONS.get(operation)
-    if handler is None:
-        raise UnsupportedOperationError(f"{operation} is not a keyledger usage operation.")
-    if not isinstance(body, dict):
-        raise ValidationError("The request body must be a JSON object.")
-    call.params = body
+    handler, params = own_operation(call, "usage", operation, body, _OPERATIONS)
     authorize_action(call.context, call.operation, "*", call.services.clock())
-    return await handler(call, body)
+    return await handler(call, params)
 
 
 async def get_monthly_usage(call: Call, body: dict[str, Any]) -> dict[str, Any]:
