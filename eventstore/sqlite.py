@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import Callable
 
 from eventsourcing.application import Application
 from eventsourcing.sqlite import SQLiteConnection, SQLiteConnectionPool, SQLiteFactory
 from eventsourcing.utils import Environment, EnvType
+
+OPEN_RETRY_SECONDS = 15.0
 
 
 class DurableSQLiteConnectionPool(SQLiteConnectionPool):
@@ -14,7 +18,18 @@ class DurableSQLiteConnectionPool(SQLiteConnectionPool):
     acknowledged is lost on power failure (https://sqlite.org/pragma.html#pragma_synchronous)."""
 
     def _create_connection(self) -> SQLiteConnection:
-        connection = super()._create_connection()
+        # Opening sets journal_mode=WAL, which needs the database lock for a moment: two
+        # processes opening one fresh store at once (``--workers``) may meet it held. That
+        # is contention at start, not an outage, so wait it out (bounded) here.
+        deadline = time.monotonic() + OPEN_RETRY_SECONDS
+        while True:
+            try:
+                connection = super()._create_connection()
+                break
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
         cursor = connection.cursor()
         cursor.execute("PRAGMA synchronous=FULL")
         return connection
