@@ -244,7 +244,8 @@ def open_services(settings: Settings, clock: Clock, metrics: Metrics | None = No
         each.catch_up()
         each.start()
     throttle = Throttle(settings.quotas)
-    ledger.throttle = functools.partial(_throttle_key_use, throttle)
+    if settings.quotas.enabled:  # otherwise the ledger's no-op hook stays in place
+        ledger.throttle = functools.partial(_throttle_key_use, throttle)
     audit_runner, audit_follower = open_audit(
         stores, ledger, usage, audit_keys=audit_keys, settings=settings, clock=clock
     )

@@ -41,6 +41,8 @@ class Throttle:
         key_spec: str | None = None,
         pair_spec: str | None = None,
     ) -> None:
+        if not self.quotas.enabled:  # nothing to count: keep the request path bare
+            return
         family = family_of(operation, key_spec, pair_spec)
         rate = self.quotas.rate(family)
         if rate is None:

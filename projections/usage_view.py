@@ -52,13 +52,13 @@ class UsageView(VersionedView):
                 (stop.timestamp(), start.timestamp(), account, account),
             )
             rows = [dict(row) for row in cursor.fetchall()]
+            # every rotation of those keys in one query, not one query per key
+            cursor.execute("SELECT key_id, at FROM billing_rotations ORDER BY at")
+            rotations: dict[str, list[datetime]] = {}
+            for key_id, at in cursor.fetchall():
+                rotations.setdefault(key_id, []).append(_moment(at))
             lives = []
             for row in rows:
-                cursor.execute(
-                    "SELECT at FROM billing_rotations WHERE key_id = ? ORDER BY at",
-                    (row["key_id"],),
-                )
-                rotations = tuple(_moment(r[0]) for r in cursor.fetchall())
                 until = row["scheduled"] if row["scheduled"] is not None else row["deleted"]
                 lives.append(
                     KeyLife(
@@ -68,7 +68,7 @@ class UsageView(VersionedView):
                         customer=row["manager"] == "CUSTOMER",
                         created=_moment(row["created"]),
                         billed_until=None if until is None else _moment(until),
-                        rotations=rotations,
+                        rotations=tuple(rotations.get(row["key_id"], ())),
                     )
                 )
             return lives
