@@ -16,7 +16,6 @@ from typing import TypeVar
 from uuid import uuid4
 
 from aiohttp import web
-from eventsourcing.sqlite import SQLiteDatastore
 
 from api.audit_follower import AuditFollower
 from api.config import ConfigError, Settings
@@ -55,6 +54,7 @@ from projections.grants_view import GrantsView
 from projections.keys_view import KeysView
 from projections.runner import PollingRunner
 from projections.usage_view import UsageView, usage_runners
+from projections.view_store import open_view_datastore, postgres_location
 
 log = logging.getLogger("keyledger")
 SETTINGS = web.AppKey("settings", Settings)
@@ -159,13 +159,23 @@ def _stores(settings: Settings) -> dict[str, str]:
 
 
 def _postgres_stores(url: str) -> dict[str, str]:
+    """Everything but the audit view in the one database: the ledgers, the keystore, and
+    the keys, grants and usage views (a schema each), shared by every process on it."""
     postgres_env(url)  # refuses a malformed URL before anything opens
-    return {"persistence": "eventsourcing.postgres", "postgres": url, "keystore": url}
+    return {
+        "persistence": "eventsourcing.postgres",
+        "postgres": url,
+        "keystore": url,
+        "views": postgres_location(url, "keys"),
+        "grants": postgres_location(url, "grants"),
+        "billing": postgres_location(url, "usage"),
+    }
 
 
-def view_paths(data_dir: Path) -> dict[str, str]:
-    """Each view's SQLite file in a data directory, by the view's name."""
-    stores = _stores(Settings(data_dir=data_dir))
+def view_paths(data_dir: Path, store: str | None = None) -> dict[str, str]:
+    """Where each view lives, by the view's name: a SQLite file in the data directory, or
+    (``store`` a PostgreSQL URL) a schema in that database (the audit view stays a file)."""
+    stores = _stores(Settings(data_dir=data_dir, store=store))
     names = {"keys": "views", "grants": "grants", "audit": "audit", "usage": "billing"}
     return {name: stores[store] for name, store in names.items()}
 
@@ -210,9 +220,9 @@ def open_services(settings: Settings, clock: Clock, metrics: Metrics | None = No
     audit_keys = AuditKeyStore(stores["keystore"], root_key)
     audit_keys.check_root_key()  # before anything else opens, let alone writes
     keystore = Keystore(stores["keystore"], root_key)
-    view = KeysView(SQLiteDatastore(stores["views"], lock_timeout=15))
+    view = KeysView(open_view_datastore(stores["views"]))
     view.create_table()
-    grants_view = GrantsView(SQLiteDatastore(stores["grants"], lock_timeout=15))
+    grants_view = GrantsView(open_view_datastore(stores["grants"]))
     grants_view.create_table()
     ledger = KeyLedger(
         _ledger_env(stores, "keyledger"),
@@ -367,6 +377,7 @@ class Stores:
     audit: AuditView
     audit_keys: AuditKeyStore
     data_dir: Path
+    store: str | None = None  # the PostgreSQL URL, if the stores are there
 
     def close(self) -> None:
         self.ledger.close()
@@ -376,18 +387,19 @@ class Stores:
         self.ledger.keystore.close()
 
 
-def open_view_file(data_dir: Path, name: str) -> KeysView | GrantsView:
-    """The keys or grants view of a data directory, for commands that read it."""
+def open_view_file(data_dir: Path, name: str, store: str | None = None) -> KeysView | GrantsView:
+    """The keys or grants view of a data directory (or PostgreSQL store), for commands."""
+    location = view_paths(data_dir, store)[name]
     if name == "keys":
-        view: KeysView | GrantsView = KeysView(SQLiteDatastore(str(data_dir / "views.db")))
+        view: KeysView | GrantsView = KeysView(open_view_datastore(location))
     else:
-        view = GrantsView(SQLiteDatastore(str(data_dir / "grants.db")))
+        view = GrantsView(open_view_datastore(location))
     view.create_table()
     return view
 
 
-def open_usage_view(path: str) -> UsageView:
-    view = UsageView(SQLiteDatastore(path, lock_timeout=15))
+def open_usage_view(location: str) -> UsageView:
+    view = UsageView(open_view_datastore(location))
     view.create_table()
     return view
 
@@ -416,6 +428,7 @@ def open_stores(
         audit=view,
         audit_keys=AuditKeyStore(stores["keystore"], root_key),
         data_dir=data_dir,
+        store=stores.get("postgres"),
     )
 
 

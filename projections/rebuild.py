@@ -26,6 +26,7 @@ from eventsourcing.persistence import Tracking
 from eventsourcing.sqlite import SQLiteDatastore
 
 from projections.versioned_view import VersionedView
+from projections.view_store import is_postgres_location, stored_in_postgres
 
 BATCH = 5000
 
@@ -179,6 +180,8 @@ def _live_position(live: sqlite3.Connection, application_name: str) -> int:
 def stored(path: str) -> tuple[int | None, dict[str, int]]:
     """A view file's schema version and tracking positions, read without writing (status
     must not create, migrate or lock anything)."""
+    if is_postgres_location(path):
+        return stored_in_postgres(path)
     if not Path(path).exists():
         return None, {}
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=15)

@@ -59,7 +59,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 
 def _positions(opened: Stores) -> dict[str, dict[str, int]]:
-    paths = view_paths(opened.data_dir)
+    paths = view_paths(opened.data_dir, opened.store)
     return {name: stored(path)[1] for name, path in paths.items()}
 
 
@@ -74,7 +74,7 @@ def status_of(opened: Stores, sample: float) -> list[dict[str, Any]]:
     after = _positions(opened)
     now = datetime.now(UTC)
     views = []
-    for name, path in view_paths(opened.data_dir).items():
+    for name, path in view_paths(opened.data_dir, opened.store).items():
         version, _ = stored(path)
         position = head = lag_seconds = 0.0
         per_ledger = {}
@@ -134,6 +134,14 @@ def run_rebuild(args: argparse.Namespace) -> int:
         errors.print(f"name one view ({', '.join(sorted(REBUILDABLE))}) or --all")
         return 2
     names = sorted(REBUILDABLE) if args.all else [args.name]
+    if args.store is not None:
+        # The views in PostgreSQL are shared by every process; a side copy and a switch
+        # there are not built (see README, Scaling out).
+        errors.print(
+            "[red]refused[/red]: rebuild works on a SQLite data directory; on PostgreSQL, "
+            "drop the view's schema (keyledger_view_<name>) and the servers rebuild it at start"
+        )
+        return 2
     paths = view_paths(args.data_dir)
     with stores(args) as opened:
         for name in names:
