@@ -42,7 +42,7 @@ from eventstore.database import check_store_version, is_postgres, postgres_env
 from eventstore.key_operations import KeyOperations
 from eventstore.keystore import Keystore
 from eventstore.ledger import KeyLedger
-from eventstore.notify import Listener
+from eventstore.notify import ChangeMark, Listener
 from eventstore.read_cache import ReadCache, sqlite_mark
 from eventstore.root_key import load_root_key
 from eventstore.sqlite import commit_probe
@@ -194,15 +194,22 @@ def _ledger_env(stores: dict[str, str], name: str) -> dict[str, str]:
     return env
 
 
-def _read_cache(stores: dict[str, str], ledger: KeyLedger) -> ReadCache | None:
+def _read_cache(
+    stores: dict[str, str], ledger: KeyLedger, notified: ChangeMark | None
+) -> ReadCache:
     """Keys kept in memory while the key store's change mark stands still: SQLite's
-    data_version (a read of shared memory), or the in-memory log's head. PostgreSQL has no
-    mark that costs less than a round trip yet, so there every read goes to the store."""
-    if "postgres" in stores:
-        return None
+    data_version (a read of shared memory), PostgreSQL's NOTIFYs counted by the listener
+    thread, or the in-memory log's head."""
+    if notified is not None:
+        return ReadCache(ledger.recorder, notified)
     if "keyledger" in stores:
         return ReadCache(ledger.recorder, sqlite_mark(stores["keyledger"]))
     return ReadCache(ledger.recorder, lambda: ledger.recorder.max_notification_id() or 0)
+
+
+def _channel(app: KeyLedger | UsageLedger) -> str:
+    """The channel the library's PostgreSQL recorder NOTIFYs after each append."""
+    return str(app.recorder.channel_name)  # type: ignore[attr-defined]
 
 
 def _root_key(settings: Settings) -> bytes:
@@ -231,7 +238,8 @@ def open_services(settings: Settings, clock: Clock, metrics: Metrics | None = No
         GrantTokens.from_root_key(root_key),
         settings.limits,
     )
-    ledger.read_cache = _read_cache(stores, ledger)
+    notified = ChangeMark() if "postgres" in stores else None
+    ledger.read_cache = _read_cache(stores, ledger, notified)
     usage = UsageLedger(_ledger_env(stores, "usageledger"))
     runner = PollingRunner(ledger, view)
     grants_runner = PollingRunner(
@@ -260,14 +268,15 @@ def open_services(settings: Settings, clock: Clock, metrics: Metrics | None = No
         stores, ledger, usage, audit_keys=audit_keys, settings=settings, clock=clock
     )
     listener = None
-    if "postgres" in stores:
-        # Events appended by any process wake this one's runners within milliseconds.
-        key_events = [runner.nudge, grants_runner.nudge, audit_runner.nudge]
+    if notified is not None:
+        # Events appended by any process move the read cache's mark and wake this one's
+        # runners within milliseconds (the library NOTIFYs its channel on each append).
+        key_events = [notified.bump, runner.nudge, grants_runner.nudge, audit_runner.nudge]
         channels = {
-            f"{ledger.name.lower()}_events": key_events,
-            f"{usage.name.lower()}_events": [audit_runner.nudge],
+            _channel(ledger): key_events,
+            _channel(usage): [audit_runner.nudge],
         }
-        listener = Listener(stores["postgres"], channels)
+        listener = Listener(stores["postgres"], channels, notified.listening_changed)
         listener.start()
     configs = settings.principal_configs
     directory = Directory(configs, open_credentials=settings.open_credentials)
