@@ -134,15 +134,7 @@ def run_rebuild(args: argparse.Namespace) -> int:
         errors.print(f"name one view ({', '.join(sorted(REBUILDABLE))}) or --all")
         return 2
     names = sorted(REBUILDABLE) if args.all else [args.name]
-    if args.store is not None:
-        # The views in PostgreSQL are shared by every process; a side copy and a switch
-        # there are not built (see README, Scaling out).
-        errors.print(
-            "[red]refused[/red]: rebuild works on a SQLite data directory; on PostgreSQL, "
-            "drop the view's schema (keyledger_view_<name>) and the servers rebuild it at start"
-        )
-        return 2
-    paths = view_paths(args.data_dir)
+    paths = view_paths(args.data_dir, args.store)
     with stores(args) as opened:
         for name in names:
             try:
