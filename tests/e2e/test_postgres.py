@@ -333,3 +333,42 @@ def test_migrate_a_sqlite_directory_into_postgresql(tmp_path: Path, pg_store: st
         assert kms.list_resource_tags(KeyId=key_id)["Tags"] == [{"TagKey": "k", "TagValue": "v"}]
     finally:
         moved.stop()
+
+
+def test_rebuild_and_status_on_postgresql_while_serving(tmp_path: Path, pg_store: str) -> None:
+    server = _serve(tmp_path / "a", pg_store)
+    try:
+        kms = server.client()
+        for n in range(5):
+            key_id = kms.create_key()["KeyMetadata"]["KeyId"]
+            kms.create_alias(AliasName=f"alias/r{n}", TargetKeyId=key_id)
+        names = {a["AliasName"] for a in kms.list_aliases()["Aliases"]}
+        with psycopg.connect(pg_store, autocommit=True) as conn:  # a damaged shared view
+            conn.execute("DELETE FROM keyledger_view_keys.aliases WHERE name = 'alias/r3'")
+        assert "alias/r3" not in {a["AliasName"] for a in kms.list_aliases()["Aliases"]}
+        done = _admin(tmp_path, pg_store, "projections", "rebuild", "keys")
+        assert "1 rows differed from the live view (now corrected)" in done.stdout, done
+        assert {a["AliasName"] for a in kms.list_aliases()["Aliases"]} == names
+        kms.create_alias(AliasName="alias/after", TargetKeyId=key_id)  # the runner goes on
+        assert "alias/after" in {a["AliasName"] for a in kms.list_aliases()["Aliases"]}
+        status = _admin(tmp_path, pg_store, "projections", "status", "--json", "--sample", "0")
+        views = {v["name"]: v for v in json.loads(status.stdout)["views"]}
+        assert views["keys"]["lag_events"] == 0 and views["keys"]["position"] > 0
+        assert views["grants"]["schema_version"] == views["grants"]["code_schema_version"]
+    finally:
+        server.stop()
+    assert not (tmp_path / "a" / "views.db").exists()  # the views are in PostgreSQL
+
+
+def _admin(tmp_path: Path, store: str, *args: str) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        [sys.executable, "-m", "api", *args, "--data-dir", str(tmp_path / "a"), "--store", store],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **ROOT_KEY},
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done
