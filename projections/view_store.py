@@ -167,6 +167,7 @@ class PostgresViewDatastore(SQLiteDatastore):
         if not re.fullmatch(r"[a-z_][a-z0-9_]*", schema):
             raise ValueError(f"not a schema name: {schema!r}")
         self.url, self.schema = url, schema
+        self.shared = True  # every process's runners write it (PollingRunner._adopt)
         self.single_row_tracking = True
         self.originator_id_type = "uuid"
         self._keys: dict[str, tuple[list[str], list[str]]] = {}
