@@ -194,6 +194,11 @@ def _ledger_env(stores: dict[str, str], name: str) -> dict[str, str]:
     return env
 
 
+def open_usage_ledger(settings: Settings) -> UsageLedger:
+    """The usage ledger of a data directory or store, alone (benchmarks seed it)."""
+    return UsageLedger(_ledger_env(_stores(settings), "usageledger"))
+
+
 def _read_cache(
     stores: dict[str, str], ledger: KeyLedger, notified: ChangeMark | None
 ) -> ReadCache:
