@@ -245,6 +245,8 @@ def open_services(settings: Settings, clock: Clock, metrics: Metrics | None = No
     )
     notified = ChangeMark() if "postgres" in stores else None
     ledger.read_cache = _read_cache(stores, ledger, notified)
+    if notified is not None:
+        ledger.listeners.append(notified.bump)  # read-your-writes in this process
     usage = UsageLedger(_ledger_env(stores, "usageledger"))
     runner = PollingRunner(ledger, view)
     grants_runner = PollingRunner(

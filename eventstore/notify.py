@@ -38,7 +38,9 @@ class ChangeMark:
         self._value = next(self._counter)
         self.listening = False
 
-    def bump(self) -> None:
+    def bump(self, *_: object) -> None:
+        """A NOTIFY arrived, or this process saved (called before the command is
+        answered, so this process reads its own writes without waiting for the NOTIFY)."""
         self._value = next(self._counter)
 
     def listening_changed(self, listening: bool) -> None:
