@@ -19,13 +19,18 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from eventsourcing.application import Application
 from eventsourcing.persistence import Tracking
-from eventsourcing.sqlite import SQLiteDatastore
 
 from projections.versioned_view import VersionedView
+from projections.view_store import (
+    is_postgres_location,
+    open_view_datastore,
+    split_location,
+    stored_in_postgres,
+)
 
 BATCH = 5000
 
@@ -43,9 +48,32 @@ class Switched:
 
 
 @contextlib.contextmanager
-def rebuild_lock(live_path: str) -> Iterator[IO[str]]:
-    """One rebuild per view: an advisory lock the kernel releases when the holder dies,
-    so a killed rebuild never leaves a stale lock behind."""
+def rebuild_lock(live_path: str) -> Iterator[object]:
+    """One rebuild per view: an advisory lock the kernel (or PostgreSQL, for a view
+    there) releases when the holder dies, so a killed rebuild never leaves a stale lock."""
+    if is_postgres_location(live_path):
+        with postgres_rebuild_lock(live_path) as held:
+            yield held
+        return
+    with _file_lock(live_path) as handle:
+        yield handle
+
+
+@contextlib.contextmanager
+def postgres_rebuild_lock(live_path: str) -> Iterator[object]:
+    import psycopg
+
+    url, schema = split_location(live_path)
+    with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
+        key = f"{schema}.rebuild"
+        row = conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (key,)).fetchone()
+        if not row or not row[0]:
+            raise RebuildRunning(f"another rebuild of the {schema} view is running")
+        yield conn  # the session ends with the block: PostgreSQL releases the lock
+
+
+@contextlib.contextmanager
+def _file_lock(live_path: str) -> Iterator[IO[str]]:
     handle = open(f"{live_path}.rebuild.lock", "w")  # noqa: SIM115 (held for the block)
     try:
         try:
@@ -71,9 +99,12 @@ class Rebuild:
         batch: int = BATCH,
     ) -> None:
         self.apps, self.view_class, self.live_path = apps, view_class, live_path
-        self.fresh_path = f"{live_path}.rebuild"
+        self.postgres = is_postgres_location(live_path)
+        # PostgreSQL: a schema of its own beside the live one (same database, so the
+        # switch copies rows in one transaction); SQLite: a file beside the live one.
+        self.fresh_path = f"{live_path}_rebuild" if self.postgres else f"{live_path}.rebuild"
         self.batch = batch
-        self.fresh = view_class(SQLiteDatastore(self.fresh_path, lock_timeout=15))
+        self.fresh = view_class(open_view_datastore(self.fresh_path))
         self.fresh.create_table()
         # > 0: a resumed rebuild
         self.positions = {app.name: self.fresh.position(app.name) for app in apps}
@@ -115,6 +146,8 @@ class Rebuild:
         First give the live view up to ``wait`` seconds to reach the fresh copy's position
         (a running server's runners follow the log; a view that polls once a second may
         be behind), so that both can be compared at one position."""
+        if self.postgres:
+            return self._switch_postgres(wait)
         live = sqlite3.connect(self.live_path, timeout=30, isolation_level=None)
         try:
             deadline = time.monotonic() + wait
@@ -156,6 +189,49 @@ class Rebuild:
                 Path(self.fresh_path + suffix).unlink()
         return Switched(sum(at.values()), self.position, differences, round(held, 4))
 
+    def _switch_postgres(self, wait: float) -> Switched:
+        """As ``switch``, in PostgreSQL: the live view's write lock is its advisory lock
+        (every runner's write takes it), held by this one transaction; readers go on
+        reading the old rows (MVCC) until it commits, then see only the new ones."""
+        import psycopg
+        from psycopg import sql
+
+        url, live = split_location(self.live_path)
+        fresh = split_location(self.fresh_path)[1]
+        with psycopg.connect(url, connect_timeout=10) as conn:
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline and any(
+                _pg_position(conn, live, name) < position
+                for name, position in self.positions.items()
+            ):
+                conn.rollback()
+                time.sleep(0.05)
+            conn.rollback()
+            started = time.monotonic()
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (live,))
+            at = {app.name: _pg_position(conn, live, app.name) for app in self.apps}
+            self.build(stop=at)
+            same_place = all(self.positions[name] == at[name] for name in at)
+            differences = 0 if same_place else -1
+            for table in (*self.view_class.VIEW_TABLES, "tracking"):
+                names = {"live": sql.Identifier(live, table), "fresh": sql.Identifier(fresh, table)}
+                if same_place and table != "tracking":
+                    for a, b in (("live", "fresh"), ("fresh", "live")):
+                        query = sql.SQL(
+                            "SELECT COUNT(*) FROM (SELECT * FROM {} EXCEPT SELECT * FROM {}) AS d"
+                        ).format(names[a], names[b])
+                        differences += int(conn.execute(query).fetchone()[0])  # type: ignore[index]
+                conn.execute(sql.SQL("DELETE FROM {}").format(names["live"]))
+                conn.execute(
+                    sql.SQL("INSERT INTO {} SELECT * FROM {}").format(names["live"], names["fresh"])
+                )
+            conn.commit()
+            held = time.monotonic() - started
+            self.fresh.datastore.close()
+            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(fresh)))
+            conn.commit()
+        return Switched(sum(at.values()), self.position, differences, round(held, 4))
+
     def _differences(self, live: sqlite3.Connection) -> int:
         total = 0
         for table in self.view_class.VIEW_TABLES:
@@ -176,9 +252,21 @@ def _live_position(live: sqlite3.Connection, application_name: str) -> int:
     return int(row[0]) if row else 0
 
 
+def _pg_position(conn: Any, schema: str, application_name: str) -> int:
+    from psycopg import sql
+
+    query = sql.SQL("SELECT notification_id FROM {} WHERE application_name = %s").format(
+        sql.Identifier(schema, "tracking")
+    )
+    row = conn.execute(query, (application_name,)).fetchone()
+    return int(row[0]) if row else 0
+
+
 def stored(path: str) -> tuple[int | None, dict[str, int]]:
     """A view file's schema version and tracking positions, read without writing (status
     must not create, migrate or lock anything)."""
+    if is_postgres_location(path):
+        return stored_in_postgres(path)
     if not Path(path).exists():
         return None, {}
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=15)
