@@ -60,15 +60,29 @@ def seed(data_dir: Path, events: int) -> int:
     return total
 
 
+def _head(data_dir: Path) -> int:
+    opened = open_stores(data_dir, os.environ)
+    try:
+        return opened.ledger.recorder.max_notification_id() or 0
+    finally:
+        opened.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--data-dir", type=Path, help="seed here once and reuse it on later runs (repeat timings)"
+    )
     args = parser.parse_args()
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
-        data_dir = Path(tmp) / "data"
-        total = seed(data_dir, args.events)
+        data_dir = args.data_dir or Path(tmp) / "data"
+        if args.data_dir and (data_dir / "keyledger.db").exists():
+            total = _head(data_dir)
+        else:
+            total = seed(data_dir, args.events)
         opened = open_stores(data_dir, os.environ)
         for name, view in (("keys", KeysView), ("grants", GrantsView)):
             rebuild = Rebuild([opened.ledger], view, view_paths(data_dir)[name])
