@@ -168,7 +168,7 @@ class KeyLedger(AliasCommands, GrantCommands, ResourceSlots, Application):
         if cache is None:
             return self._get_for_read(aggregate_id)
         if inline():
-            if not cache.current():
+            if not cache.current_this_tick():
                 raise NeedsStore
             try:
                 kept = cache.get(aggregate_id)
