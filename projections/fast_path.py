@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 from eventsourcing.utils import resolve_topic
 
-from projections.stored_log import Row
+from projections.stored_log import Row, id_text
 
 
 class Statements:
@@ -59,5 +59,5 @@ class RowProjection:
         out = Statements()
         by_topic = self.by_topic
         for _, originator_id, topic, state in rows:
-            by_topic[topic](originator_id, orjson.loads(state), out)
+            by_topic[topic](id_text(originator_id), orjson.loads(state), out)
         return out

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import gc
 import os
 import sqlite3
 import time
@@ -111,6 +112,10 @@ class Rebuild:
         """Project the logs into the fresh copy up to ``stop`` (default: their heads, as
         they are when the build starts). Returns the log positions covered; ``advance`` is
         called with the positions each committed page covered."""
+        with _no_cycle_collection():
+            return self._build(advance, stop)
+
+    def _build(self, advance: Callable[[int], None], stop: Mapping[str, int] | None) -> int:
         built = 0
         for app in self.apps:
             until = (app.recorder.max_notification_id() or 0) if stop is None else stop[app.name]
@@ -211,6 +216,19 @@ class Rebuild:
                 ).fetchone()
                 total += count
         return total
+
+
+@contextlib.contextmanager
+def _no_cycle_collection() -> Iterator[None]:
+    """A page makes tens of thousands of short-lived dicts and tuples, none in a cycle;
+    the cyclic collector's passes over them were a third of the build's time."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _live_position(live: sqlite3.Connection, application_name: str) -> int:
