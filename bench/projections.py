@@ -21,6 +21,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from eventsourcing.sqlite import SQLiteDatastore
+
 from api.app import Stores, open_stores, view_paths
 from api.config import DEFAULT_ACCOUNT
 from bench.seed_usage import records as usage_records
@@ -131,6 +133,10 @@ def on_postgres(data_dir: Path, work: Path, events_path: bool, repeat: int) -> d
         try:
             copy_log(source.ledger, target.ledger)
             copy_log(source.usage, target.usage)
+            for name, view in VIEWS.items():  # empty live views, as a first start makes them
+                live = view(SQLiteDatastore(view_paths(pg_dir)[name]))
+                live.create_table()
+                live.datastore.close()
             results = measure(target, pg_dir, events_path, repeat)
             results["log_events"] = _heads(target)
         finally:

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from api.app import open_stores, view_paths
+from eventstore.migrate import copy_log
 from projections.grants_view import GrantsView
 from projections.keys_view import KeysView
 from projections.rebuild import Rebuild, stored
@@ -155,3 +156,28 @@ def test_rows_and_events_make_the_same_view(
     assert rows == _rows(by_events.fresh_path, view)
     assert rows == _rows(view_paths(data_dir)[name], view)  # the live runners' view
     assert any(rows.values())
+
+
+@pytest.mark.parametrize(
+    ("name", "view"), [("keys", KeysView), ("grants", GrantsView), ("usage", UsageView)]
+)
+def test_rows_read_from_postgresql_make_the_same_view(
+    history: Path, pg_store: str, tmp_path: Path, name: str, view: type[VersionedView]
+) -> None:
+    """The same logs in PostgreSQL (copied as `keyledger migrate` copies them), rebuilt
+    from there into a SQLite view file: the same rows as from the SQLite logs."""
+    pg_dir = tmp_path / "pg"
+    pg_dir.mkdir()
+    source = open_stores(history, os.environ)
+    target = open_stores(pg_dir, os.environ, store=pg_store)
+    try:
+        copy_log(source.ledger, target.ledger)
+        copy_log(source.usage, target.usage)
+        apps = [target.ledger, target.usage] if name == "usage" else [target.ledger]
+        rebuild = Rebuild(apps, view, view_paths(pg_dir)[name], batch=7)
+        rebuild.build()
+        rebuild.fresh.datastore.close()
+    finally:
+        source.close()
+        target.close()
+    assert _rows(rebuild.fresh_path, view) == _rows(view_paths(history)[name], view)
