@@ -69,20 +69,21 @@ def _postgres_rows(
     recorder: Any, after: int, stop: int, limit: int, topics: Sequence[str]
 ) -> list[Row]:
     """The recorder's own query makes a dict and a Notification per row; tuples of the
-    four columns cost a quarter of that (psycopg gives the id as a UUID)."""
+    four columns cost less. Binary results: the state comes as its bytes, not as hex text
+    to decode; the id as text hashes faster than a UUID (``id_text``'s cache)."""
     # imported here: only a PostgreSQL store needs psycopg
     from psycopg.rows import tuple_row
     from psycopg.sql import SQL, Identifier
 
     statement = SQL(
-        "SELECT notification_id, originator_id, topic, state FROM {schema}.{table} "
+        "SELECT notification_id, originator_id::text, topic, state FROM {schema}.{table} "
         "WHERE notification_id > %s AND notification_id <= %s AND topic = ANY(%s) "
         "ORDER BY notification_id LIMIT %s"
     ).format(
         schema=Identifier(recorder.datastore.schema), table=Identifier(recorder.events_table_name)
     )
     with recorder.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as cur:
-        cur.execute(statement, (after, stop, list(topics), limit))
+        cur.execute(statement, (after, stop, list(topics), limit), binary=True)
         return cur.fetchall()
 
 
