@@ -105,6 +105,20 @@ class Database:
         else:
             self._db.executemany(sql, rows)
 
+    def insert_all(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        """Insert many rows in one transaction: one commit (one fsync) for all of them."""
+        if self.postgres:
+            with self._db.transaction(), self._db.cursor() as cursor:
+                cursor.executemany(sql.replace("?", "%s"), rows)
+            return
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.executemany(sql, rows)
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
     def close(self) -> None:
         self._db.close()
 

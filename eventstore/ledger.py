@@ -142,7 +142,10 @@ class KeyLedger(AliasCommands, GrantCommands, ResourceSlots, Application):
     def _save_all(self, uow: UnitOfWork) -> None:
         aggregates = uow.aggregates()
         if not aggregates:
+            uow.forget_materials_since(0)  # nothing refers to them
             return
+        # Wrapping keys are durable before any event that refers to them.
+        self.keystore.store_staged(uow.new_materials)
         recordings = self.save(*aggregates)
         if recordings:
             self.last_saved_id = max(self.last_saved_id, recordings[-1].notification.id)
