@@ -27,12 +27,12 @@ from api.app import Stores, open_stores, view_paths
 from api.config import DEFAULT_ACCOUNT
 from bench.seed_usage import records as usage_records
 from domain.values import RequestContext, key_arn
-from eventstore.migrate import copy_log
 from projections.grants_view import GrantsView
 from projections.keys_view import KeysView
 from projections.rebuild import Rebuild
 from projections.usage_view import UsageView
 from projections.versioned_view import VersionedView
+from tests.postgres import logs_copied
 from tests.postgres import start as start_postgres
 from tests.support import ProcessServer
 
@@ -127,21 +127,13 @@ def on_postgres(data_dir: Path, work: Path, events_path: bool, repeat: int) -> d
     try:
         url = postgres.create_database()
         pg_dir = work / "pg"
-        pg_dir.mkdir()
-        source = open_stores(data_dir, os.environ)
-        target = open_stores(pg_dir, os.environ, store=url)
-        try:
-            copy_log(source.ledger, target.ledger)
-            copy_log(source.usage, target.usage)
+        with logs_copied(data_dir, url, pg_dir) as target:
             for name, view in VIEWS.items():  # empty live views, as a first start makes them
                 live = view(SQLiteDatastore(view_paths(pg_dir)[name]))
                 live.create_table()
                 live.datastore.close()
             results = measure(target, pg_dir, events_path, repeat)
             results["log_events"] = _heads(target)
-        finally:
-            source.close()
-            target.close()
         return results
     finally:
         postgres.stop()

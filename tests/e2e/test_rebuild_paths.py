@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 
 from api.app import open_stores, view_paths
-from eventstore.migrate import copy_log
 from projections.grants_view import GrantsView
 from projections.keys_view import KeysView
 from projections.rebuild import Rebuild, stored
@@ -22,6 +21,7 @@ from projections.usage_view import UsageView
 from projections.versioned_view import VersionedView
 from tests.e2e.byok import external_key, import_material
 from tests.e2e.test_lifecycle import DEV_CLOCK
+from tests.postgres import logs_copied
 from tests.support import ProcessServer, advance, refused
 
 DAY = 86_400
@@ -166,18 +166,9 @@ def test_rows_read_from_postgresql_make_the_same_view(
 ) -> None:
     """The same logs in PostgreSQL (copied as `keyledger migrate` copies them), rebuilt
     from there into a SQLite view file: the same rows as from the SQLite logs."""
-    pg_dir = tmp_path / "pg"
-    pg_dir.mkdir()
-    source = open_stores(history, os.environ)
-    target = open_stores(pg_dir, os.environ, store=pg_store)
-    try:
-        copy_log(source.ledger, target.ledger)
-        copy_log(source.usage, target.usage)
+    with logs_copied(history, pg_store, tmp_path / "pg") as target:
         apps = [target.ledger, target.usage] if name == "usage" else [target.ledger]
-        rebuild = Rebuild(apps, view, view_paths(pg_dir)[name], batch=7)
+        rebuild = Rebuild(apps, view, view_paths(tmp_path / "pg")[name], batch=7)
         rebuild.build()
         rebuild.fresh.datastore.close()
-    finally:
-        source.close()
-        target.close()
     assert _rows(rebuild.fresh_path, view) == _rows(view_paths(history)[name], view)
