@@ -38,7 +38,7 @@ from domain.quotas import needs_key_spec
 from domain.values import RequestContext
 from eventstore.audit_key import AuditKeyStore, publish
 from eventstore.clock import Clock, OffsetClock, system_clock
-from eventstore.database import check_store_version, is_postgres, postgres_env
+from eventstore.database import STORE_ENV, check_store_version, is_postgres, postgres_env
 from eventstore.key_operations import KeyOperations
 from eventstore.keystore import Keystore
 from eventstore.ledger import KeyLedger
@@ -132,9 +132,8 @@ def _services_context(
 
 
 def _stores(settings: Settings) -> dict[str, str]:
-    """Where each store lives: SQLite files in the data directory, memory, or (ledgers and
-    keystore) one PostgreSQL database shared by every process, each process keeping its
-    views in its own data directory."""
+    """Where each store lives: SQLite files in the data directory, memory, or one
+    PostgreSQL database shared by every process (ledgers, keystore and every view)."""
     if settings.data_dir is None:
         return {
             "persistence": "eventsourcing.popo",
@@ -159,8 +158,8 @@ def _stores(settings: Settings) -> dict[str, str]:
 
 
 def _postgres_stores(url: str) -> dict[str, str]:
-    """Everything but the audit view in the one database: the ledgers, the keystore, and
-    the keys, grants and usage views (a schema each), shared by every process on it."""
+    """Everything in the one database: the ledgers, the keystore, and the keys, grants,
+    usage and audit views (a schema each), shared by every process on it."""
     postgres_env(url)  # refuses a malformed URL before anything opens
     return {
         "persistence": "eventsourcing.postgres",
@@ -169,12 +168,13 @@ def _postgres_stores(url: str) -> dict[str, str]:
         "views": postgres_location(url, "keys"),
         "grants": postgres_location(url, "grants"),
         "billing": postgres_location(url, "usage"),
+        "audit": postgres_location(url, "audit"),
     }
 
 
 def view_paths(data_dir: Path, store: str | None = None) -> dict[str, str]:
     """Where each view lives, by the view's name: a SQLite file in the data directory, or
-    (``store`` a PostgreSQL URL) a schema in that database (the audit view stays a file)."""
+    (``store`` a PostgreSQL URL) a schema in that database."""
     stores = _stores(Settings(data_dir=data_dir, store=store))
     names = {"keys": "views", "grants": "grants", "audit": "audit", "usage": "billing"}
     return {name: stores[store] for name, store in names.items()}
@@ -361,7 +361,13 @@ def open_audit(
     runner.catch_up()
     if not in_process and settings.data_dir is not None:
         follower = AuditFollower(
-            settings.data_dir, settings.audit_digest_interval, settings.environ
+            settings.data_dir,
+            settings.audit_digest_interval,
+            # The follower writes the view where the server keeps it: the store's URL goes
+            # by environment, not on a command line every local user can read.
+            {**settings.environ, STORE_ENV: stores["postgres"]}
+            if "postgres" in stores
+            else settings.environ,
         )
         runner.external = follower.alive
         return runner, follower

@@ -76,11 +76,11 @@ class AuditRunner(PollingRunner):
         items = [(n.id, app.mapper.to_domain_event(n)) for n in notifications]
         if grouped and len(items) == self.batch:
             items = _whole_requests(items)
+        # A view shared by several processes is checked at this position under its lock.
+        after = start if self.audit.shared else None
+        process = self.audit.process_key_events if grouped else self.audit.process_usage
         try:
-            if grouped:
-                self.audit.process_key_events(items, Tracking(app.name, items[-1][0]))
-            else:
-                self.audit.process_usage(items, Tracking(app.name, items[-1][0]))
+            process(items, Tracking(app.name, items[-1][0]), after=after)
         except IntegrityError:
             # Another runner on the same view got there first: resume from its position.
             self.positions[app.name] = self.audit.position(app.name)

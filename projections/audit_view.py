@@ -7,6 +7,11 @@ interleave the two ledgers is not reproducible. So there are two chains, one per
 ``hash[n] = SHA-256(hash[n-1] || record bytes)`` with ``hash[0] = 64 zeros``, records as
 canonical JSON (sorted keys). A digest signs both chain heads at once, and chains to the
 digest before it (CloudTrail log file integrity validation, security.md section 7.1).
+
+With a PostgreSQL store the view is one schema in that database, written by every process
+(``projections/view_store.py``): each write transaction holds the view's advisory lock, and
+reads both the runner's expected position and the chain head under it, so each record is
+appended once and each chain (and the digest chain) stays one line whoever writes.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from projections.audit_record import (
     username,
 )
 from projections.versioned_view import create_tracking_table
+from projections.view_store import is_postgres_location, open_view_datastore
 
 GENESIS = "0" * 64
 LEDGERS = (KEY_LEDGER, USAGE_LEDGER)
@@ -124,6 +130,8 @@ class _RebuildableConnectionPool(SQLiteConnectionPool):
 
 
 def open_datastore(path: str) -> SQLiteDatastore:
+    if is_postgres_location(path):
+        return open_view_datastore(path)
     datastore = SQLiteDatastore(path, lock_timeout=15)
     pool = datastore.pool
     datastore.pool = _RebuildableConnectionPool(db_name=pool.db_name, lock_timeout=15)
@@ -151,10 +159,16 @@ class AuditView(SQLiteTrackingRecorder):
 
     # -- projecting ------------------------------------------------------------------
 
-    def process_key_events(self, events: Sequence[tuple[int, Any]], tracking: Tracking) -> None:
-        """KeyLedger notifications (id, event): one record per request."""
+    def process_key_events(
+        self, events: Sequence[tuple[int, Any]], tracking: Tracking, *, after: int | None = None
+    ) -> None:
+        """KeyLedger notifications (id, event): one record per request. With ``after`` (the
+        position the caller believes the view is at), raise ``IntegrityError`` unless it is."""
         by_event = {id(event): notification_id for notification_id, event in events}
         with self.datastore.transaction(commit=True) as cursor:
+            self._expect(cursor, tracking, after)
+            if self.shared:
+                self._known_arns(cursor, [event for _, event in events])
             rows = _Rows(KEY_LEDGER, *self._head(cursor, KEY_LEDGER))
             for group in group_by_request([event for _, event in events]):
                 arns = new_arns(group)
@@ -169,9 +183,14 @@ class AuditView(SQLiteTrackingRecorder):
             self._insert_tracking(cursor, tracking)
 
     def process_usage(
-        self, records: Sequence[tuple[int, RequestRecorded]], tracking: Tracking
+        self,
+        records: Sequence[tuple[int, RequestRecorded]],
+        tracking: Tracking,
+        *,
+        after: int | None = None,
     ) -> None:
         with self.datastore.transaction(commit=True) as cursor:
+            self._expect(cursor, tracking, after)
             rows = _Rows(USAGE_LEDGER, *self._head(cursor, USAGE_LEDGER))
             for notification_id, recorded in records:
                 rows.add(
@@ -179,6 +198,37 @@ class AuditView(SQLiteTrackingRecorder):
                 )
             rows.write(cursor)
             self._insert_tracking(cursor, tracking)
+
+    @property
+    def shared(self) -> bool:
+        """Written by other processes too (PostgreSQL): positions and ARNs may move
+        without this process's runner."""
+        return bool(getattr(self.datastore, "shared", False))
+
+    def _expect(self, cursor: SQLiteCursor, tracking: Tracking, after: int | None) -> None:
+        # Read in the write transaction, so under the view's lock on PostgreSQL: a runner
+        # whose batch another process has applied writes nothing and adopts the position.
+        if after is None:
+            return
+        current = self._max_tracking_id(tracking.application_name, cursor) or 0
+        if current != after:
+            raise IntegrityError(f"audit view at {current}, not {after}")
+
+    def _known_arns(self, cursor: SQLiteCursor, events: Sequence[Any]) -> None:
+        """ARNs another process's runner recorded (it applied those keys' creation), for
+        the aggregates of this batch that this process has not seen; just these, not the
+        whole table, as a runner loses a race on most requests when two processes run."""
+        wanted = {str(e.originator_id) for e in events}
+        wanted |= {str(e.target_key_id) for e in events if getattr(e, "target_key_id", None)}
+        missing = sorted(wanted - self._arns.keys())
+        if not missing:
+            return
+        marks = ", ".join("?" * len(missing))
+        cursor.execute(
+            f"SELECT aggregate_id, arn FROM audit_arns WHERE aggregate_id IN ({marks})",  # noqa: S608
+            missing,
+        )
+        self._arns.update({row[0]: row[1] for row in cursor.fetchall()})
 
     def _head(self, cursor: SQLiteCursor, ledger: str) -> tuple[int, str]:
         cursor.execute(
@@ -208,7 +258,7 @@ class AuditView(SQLiteTrackingRecorder):
         if before is not None:
             clauses.append("(event_time, ledger, chain_pos) < (?, ?, ?)")
             args.extend(before)
-        where = " AND ".join(clauses) or "1"
+        where = " AND ".join(clauses) or "1 = 1"  # PostgreSQL's WHERE takes no bare 1
         with self.datastore.transaction(commit=False) as cursor:
             sql = (
                 "SELECT ledger, chain_pos, position, event_time, record, hash "  # noqa: S608

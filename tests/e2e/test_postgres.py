@@ -372,3 +372,95 @@ def _admin(tmp_path: Path, store: str, *args: str) -> subprocess.CompletedProces
     )
     assert done.returncode == 0, done.stderr
     return done
+
+
+def _audit_rows(store: str) -> list[tuple[str, str | None, bytes]]:
+    """(event id, request id, record) of every row of the shared audit view, read as an
+    auditor would. The event id is derived from the ledger position, so a record appended
+    twice repeats it."""
+    with psycopg.connect(store) as conn:
+        rows = conn.execute(
+            "SELECT event_id, request_id, record FROM keyledger_view_audit.audit_records"
+        )
+        return [(row[0], row[1], bytes(row[2])) for row in rows.fetchall()]
+
+
+def _looked_up(trail: Any) -> dict[str, dict[str, Any]]:
+    """Every record LookupEvents returns through one process, by request id."""
+    found: dict[str, dict[str, Any]] = {}
+    for page in trail.get_paginator("lookup_events").paginate():
+        for event in page["Events"]:
+            record = json.loads(event["CloudTrailEvent"])
+            found[record.get("requestID", "")] = record
+    return found
+
+
+def test_two_processes_keep_one_audit_trail_each_request_once(
+    tmp_path: Path, pg_store: str
+) -> None:
+    """Requests through two processes at once land in one shared audit view: each once,
+    on one chain per ledger that `audit verify --store` checks (digests signed by both
+    processes and the CLI stay one line), and LookupEvents through either process returns
+    what was done through the other."""
+    first, second = _serve(tmp_path / "a", pg_store), _serve(tmp_path / "b", pg_store)
+    try:
+        a, b = first.client(), second.client()
+        created = a.create_key(Description="audited")
+        key = created["KeyMetadata"]
+        outcomes: dict[str, list[str]] = {"a": [], "b": []}
+
+        def work(name: str, kms: Any) -> None:
+            for i in range(15):
+                blob = kms.encrypt(KeyId=key["Arn"], Plaintext=b"x")
+                outcomes[name].append(blob["ResponseMetadata"]["RequestId"])
+                plain = kms.decrypt(CiphertextBlob=blob["CiphertextBlob"])
+                outcomes[name].append(plain["ResponseMetadata"]["RequestId"])
+                if i % 5 == 0:
+                    made = kms.create_key()
+                    outcomes[name].append(made["ResponseMetadata"]["RequestId"])
+
+        threads = [threading.Thread(target=work, args=p) for p in (("a", a), ("b", b))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        # An alias made through B on the key A created: its record names the key.
+        alias = b.create_alias(AliasName="alias/audited", TargetKeyId=key["KeyId"])
+        outcomes["b"].append(alias["ResponseMetadata"]["RequestId"])
+        made = [*outcomes["a"], *outcomes["b"]]
+        assert len(made) == 2 * 33 + 1
+        made.append(created["ResponseMetadata"]["RequestId"])
+        deadline = time.monotonic() + 10
+        while not set(made) <= {row[1] for row in _audit_rows(pg_store)}:
+            assert time.monotonic() < deadline, "the audit view did not catch up"
+            time.sleep(0.05)
+        time.sleep(0.5)  # a record appended twice would show up by now
+        rows = _audit_rows(pg_store)
+        assert len({row[0] for row in rows}) == len(rows)  # no ledger position twice
+        # One record per request (the key-count events that CreateKey records beside its
+        # request carry no request id, and are counted by event id above).
+        by_request = [row[1] for row in rows if row[1] is not None]
+        assert sorted(by_request) == sorted(made)
+        records = {row[1]: row[2] for row in rows}
+        alias_record = json.loads(records[alias["ResponseMetadata"]["RequestId"]])
+        assert key["Arn"] in [r["ARN"] for r in alias_record["resources"]]
+        _admin(tmp_path, pg_store, "audit", "digest")
+        verified = _admin(tmp_path, pg_store, "audit", "verify")
+        assert f"{len(rows)} records" in verified.stdout
+        # Each process's LookupEvents reads the shared trail: the other's records are there.
+        through_a = _looked_up(first.client("cloudtrail"))
+        through_b = _looked_up(second.client("cloudtrail"))
+        assert set(outcomes["b"]) <= through_a.keys()
+        assert set(outcomes["a"]) <= through_b.keys()
+    finally:
+        first.stop()
+        second.stop()
+    # Both processes signed a closing digest at once: still one digest chain, and nothing
+    # of the audit view is in either data directory.
+    verified = _admin(tmp_path, pg_store, "audit", "verify")
+    assert "OK" in verified.stdout
+    with psycopg.connect(pg_store) as conn:
+        digests = conn.execute("SELECT count(*) FROM keyledger_view_audit.audit_digests")
+        assert digests.fetchone()[0] >= 3
+    assert not (tmp_path / "a" / "audit.db").exists()
+    assert not (tmp_path / "b" / "audit.db").exists()

@@ -8,11 +8,21 @@ import time
 from datetime import UTC, datetime
 from uuid import uuid4
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from domain.grant_tokens import GrantTokens
 from domain.usage import RequestRecorded
 from domain.values import RequestContext
+from eventstore.audit_key import AuditSigner
+from eventstore.clock import system_clock
 from eventstore.database import postgres_env
+from eventstore.keystore import Keystore
+from eventstore.ledger import KeyLedger
 from eventstore.notify import ChangeMark, Listener
 from eventstore.usage_ledger import UsageLedger
+from projections.audit_integrity import verify_store
+from projections.audit_runner import AuditRunner
+from projections.audit_view import LEDGERS, AuditView, open_datastore
 from projections.runner import PollingRunner
 from projections.usage_view import UsageView
 from projections.view_store import open_view_datastore, postgres_location
@@ -78,6 +88,70 @@ def test_runners_of_several_processes_apply_each_event_once(pg_store: str) -> No
         assert view.position(usage.name) == head
     for view in views:
         view.datastore.close()
+    usage.close()
+
+
+def test_audit_runners_of_several_processes_append_each_record_once_to_one_chain(
+    pg_store: str,
+) -> None:
+    """Three audit runners, each with its own connections to the one shared audit view,
+    follow the ledgers while they grow and sign a digest after every pass: every request
+    is in the trail once, each ledger's chain is one line (it verifies), and so is the
+    digest chain."""
+    env = {"AGGREGATE_CACHE_MAXSIZE": "100"} | postgres_env(pg_store)
+    usage = UsageLedger(env)
+    keys = KeyLedger(
+        env, Keystore(":memory:", bytes(32)), system_clock, GrantTokens.from_root_key(bytes(32))
+    )
+    signer = AuditSigner(Ed25519PrivateKey.generate())
+    location = postgres_location(pg_store, "audit")
+    views = [AuditView(open_datastore(location)) for _ in range(3)]
+    for view in views:
+        view.create_table()
+    runners = [
+        AuditRunner(
+            keys,
+            usage,
+            view,
+            interval=0.01,
+            batch=batch,
+            signer=signer,
+            digest_interval=0,
+            clock=system_clock,
+        )
+        for view, batch in zip(views, (3, 5, 7), strict=True)
+    ]
+    stop = threading.Event()
+
+    def follow(runner: AuditRunner) -> None:
+        while not stop.is_set():
+            runner.catch_up()
+
+    threads = [threading.Thread(target=follow, args=(r,)) for r in runners]
+    for thread in threads:
+        thread.start()
+    try:
+        for _ in range(30):
+            usage.record_batch([_record("111111111111") for _ in range(7)])
+        head = usage.recorder.max_notification_id()
+        deadline = time.monotonic() + 30
+        while views[0].position(usage.name) < head:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    for view in views:  # every process reads the same trail
+        assert view.count() == 210
+        assert view.heads()[LEDGERS[1]][0] == 210
+    report = verify_store(views[0], {signer.fingerprint: signer.public_key})
+    assert report.ok, report.problems
+    assert report.records == 210
+    assert report.digests == len(views[0].digests()) > 3
+    for view in views:
+        view.datastore.close()
+    keys.close()
     usage.close()
 
 
