@@ -10,6 +10,8 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -385,6 +387,15 @@ def _audit_rows(store: str) -> list[tuple[str, str | None, bytes]]:
         return [(row[0], row[1], bytes(row[2])) for row in rows.fetchall()]
 
 
+def _ready_checks(server: ProcessServer) -> dict[str, bool]:
+    try:
+        with urllib.request.urlopen(f"{server.endpoint}/ready", timeout=10) as answer:
+            body = answer.read()
+    except urllib.error.HTTPError as refused:  # 503 names the failing checks too
+        body = refused.read()
+    return dict(json.loads(body)["checks"])
+
+
 def _looked_up(trail: Any) -> dict[str, dict[str, Any]]:
     """Every record LookupEvents returns through one process, by request id."""
     found: dict[str, dict[str, Any]] = {}
@@ -402,7 +413,10 @@ def test_two_processes_keep_one_audit_trail_each_request_once(
     on one chain per ledger that `audit verify --store` checks (digests signed by both
     processes and the CLI stay one line), and LookupEvents through either process returns
     what was done through the other."""
-    first, second = _serve(tmp_path / "a", pg_store), _serve(tmp_path / "b", pg_store)
+    first = _serve(tmp_path / "a", pg_store)
+    # B's trail is written by its follower child process (which finds the store through
+    # its environment), A's by its runner thread.
+    second = _serve(tmp_path / "b", pg_store, "--audit-follower", "process")
     try:
         a, b = first.client(), second.client()
         created = a.create_key(Description="audited")
@@ -447,6 +461,7 @@ def test_two_processes_keep_one_audit_trail_each_request_once(
         _admin(tmp_path, pg_store, "audit", "digest")
         verified = _admin(tmp_path, pg_store, "audit", "verify")
         assert f"{len(rows)} records" in verified.stdout
+        assert _ready_checks(second)["projection_audit"]  # B's follower process is alive
         # Each process's LookupEvents reads the shared trail: the other's records are there.
         through_a = _looked_up(first.client("cloudtrail"))
         through_b = _looked_up(second.client("cloudtrail"))
