@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import subprocess
 import sys
 import urllib.request
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,7 @@ from api.config import PrincipalConfig, Settings
 from api.ops import OPERATIONS as BUILT
 from api.sigv4 import Credential
 from domain.values import default_key_policy
+from tests.conftest import TEST_STORE_ENV
 from tests.support import REPO, ThreadServer, client
 
 ACCOUNT, OTHER = "111111111111", "222222222222"
@@ -91,8 +94,13 @@ def audit_settings(data_dir: Path) -> Settings:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThreadServer]:
-    running = ThreadServer(audit_settings(tmp_path_factory.mktemp("audit") / "data")).start()
+def server(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[ThreadServer]:
+    settings = audit_settings(tmp_path_factory.mktemp("audit") / "data")
+    if os.environ.get(TEST_STORE_ENV) == "postgresql":  # the trail in PostgreSQL (conftest)
+        settings = replace(settings, store=request.getfixturevalue("postgres").create_database())
+    running = ThreadServer(settings).start()
     yield running
     running.stop()
 
@@ -460,6 +468,8 @@ def test_an_unauthenticated_request_is_recorded(server: ThreadServer, trail: Any
     assert data is not None
     query = [sys.executable, "-m", "api", "audit", "query", "--data-dir", str(data)]
     query += ["--outcome", "UnrecognizedClientException", "--json"]
+    if server.settings.store is not None:
+        query += ["--store", server.settings.store]
     result = subprocess.run(query, cwd=REPO, capture_output=True, text=True, check=True)
     (record,) = [r for r in json.loads(result.stdout) if r["requestID"] == rid]
     assert record["userIdentity"] == {"type": "Unknown", "accountId": None}
