@@ -6,6 +6,7 @@ ListResourceTags and GetKeyRotationStatus answered at those moments; service act
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from domain.values import default_key_policy
+from tests.conftest import TEST_STORE_ENV
 from tests.support import REPO, ProcessServer, advance
 
 pytestmark = pytest.mark.slow
@@ -70,6 +72,7 @@ class Story:
     snapshots: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
     request_ids: dict[str, str] = field(default_factory=dict)  # eventName -> x-amzn-RequestId
     after: float = 0.0
+    store: tuple[str, ...] = ()  # ("--store", URL) when the server's store is PostgreSQL
 
 
 def observe(kms: Any, key: str) -> dict[str, Any]:
@@ -85,17 +88,23 @@ def observe(kms: Any, key: str) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def story(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Story]:
+def story(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[Story]:
     root = tmp_path_factory.mktemp("forensics")
+    store: tuple[str, ...] = ()
+    if os.environ.get(TEST_STORE_ENV) == "postgresql":  # the trail in PostgreSQL (conftest)
+        store = ("--store", request.getfixturevalue("postgres").create_database())
     config = root / "config.toml"
     config.write_text(CONFIG)
     data = root / "data"
     data.mkdir()
-    server = ProcessServer(data, extra_args=("--dev-clock", "--config", str(config))).start()
+    server = ProcessServer(data, extra_args=("--dev-clock", "--config", str(config), *store))
+    server.start()
     kms = server.client()
     created = kms.create_key(Description="v1")
     key, arn = created["KeyMetadata"]["KeyId"], created["KeyMetadata"]["Arn"]
-    told = Story(server, data, key, arn)
+    told = Story(server, data, key, arn, store=store)
     told.request_ids["CreateKey"] = created["ResponseMetadata"]["RequestId"]
 
     def snapshot() -> None:
@@ -131,7 +140,7 @@ def story(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Story]:
 
 def cli(story: Story, *args: str) -> Any:
     result = subprocess.run(
-        [sys.executable, "-m", "api", *args, "--data-dir", str(story.data), "--json"],
+        [sys.executable, "-m", "api", *args, "--data-dir", str(story.data), *story.store, "--json"],
         cwd=REPO,
         capture_output=True,
         text=True,
