@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from uuid import uuid4
 
@@ -46,6 +47,35 @@ def _record(account: str) -> RequestRecorded:
     )
 
 
+def _record_while_following(
+    usage: UsageLedger, runners: Sequence[PollingRunner], view: UsageView | AuditView
+) -> int:
+    """Record 210 requests in batches of 7 while every runner catches up in a loop on its
+    own thread, until ``view`` has them all; the log's head."""
+    stop = threading.Event()
+
+    def follow(runner: PollingRunner) -> None:
+        while not stop.is_set():
+            runner.catch_up()
+
+    threads = [threading.Thread(target=follow, args=(r,)) for r in runners]
+    for thread in threads:
+        thread.start()
+    try:
+        for _ in range(30):
+            usage.record_batch([_record("111111111111") for _ in range(7)])
+        head = usage.recorder.max_notification_id() or 0
+        deadline = time.monotonic() + 30
+        while view.position(usage.name) < head:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    return head
+
+
 def test_runners_of_several_processes_apply_each_event_once(pg_store: str) -> None:
     """Three runners, each with its own connections to the one shared view (as three
     processes have), follow the log while it grows: the request counts, which a second
@@ -62,27 +92,7 @@ def test_runners_of_several_processes_apply_each_event_once(pg_store: str) -> No
         PollingRunner(usage, view, name="usage", interval=0.01, batch=batch)
         for view, batch in zip(views, (3, 5, 7), strict=True)
     ]
-    stop = threading.Event()
-
-    def follow(runner: PollingRunner) -> None:
-        while not stop.is_set():
-            runner.catch_up()
-
-    threads = [threading.Thread(target=follow, args=(r,)) for r in runners]
-    for thread in threads:
-        thread.start()
-    try:
-        for _ in range(30):
-            usage.record_batch([_record("111111111111") for _ in range(7)])
-        head = usage.recorder.max_notification_id()
-        deadline = time.monotonic() + 20
-        while any(v.position(usage.name) < head for v in views[:1]):
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
-    finally:
-        stop.set()
-        for thread in threads:
-            thread.join()
+    head = _record_while_following(usage, runners, views[0])
     for view in views:  # every process reads the same rows
         assert sum(r.count for r in view.requests(MONTH, None)) == 210
         assert view.position(usage.name) == head
@@ -121,29 +131,10 @@ def test_audit_runners_of_several_processes_append_each_record_once_to_one_chain
         )
         for view, batch in zip(views, (3, 5, 7), strict=True)
     ]
-    stop = threading.Event()
-
-    def follow(runner: AuditRunner) -> None:
-        while not stop.is_set():
-            runner.catch_up()
-
-    threads = [threading.Thread(target=follow, args=(r,)) for r in runners]
-    for thread in threads:
-        thread.start()
-    try:
-        for _ in range(30):
-            usage.record_batch([_record("111111111111") for _ in range(7)])
-        head = usage.recorder.max_notification_id()
-        deadline = time.monotonic() + 30
-        while views[0].position(usage.name) < head:
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
-    finally:
-        stop.set()
-        for thread in threads:
-            thread.join()
+    head = _record_while_following(usage, runners, views[0])
     for view in views:  # every process reads the same trail
         assert view.count() == 210
+        assert view.position(usage.name) == head
         assert view.heads()[LEDGERS[1]][0] == 210
     report = verify_store(views[0], {signer.fingerprint: signer.public_key})
     assert report.ok, report.problems
