@@ -199,6 +199,11 @@ class Rebuild:
         First give the live view up to ``wait`` seconds to reach the fresh copy's position
         (a running server's runners follow the log; a view that polls once a second may
         be behind), so that both can be compared at one position."""
+        # A store no server has run on yet has no live view: make its (empty) tables, so
+        # the switch fills them (a rebuild before the first start, e.g. after migrate).
+        live_view = self.view_class(open_view_datastore(self.live_path))
+        live_view.create_table()
+        live_view.datastore.close()
         if self.postgres:
             return self._switch_postgres(wait)
         live = sqlite3.connect(self.live_path, timeout=30, isolation_level=None)
