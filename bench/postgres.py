@@ -124,7 +124,7 @@ def main() -> None:
     parser.add_argument("--concurrency", default="16")
     parser.add_argument("--workers", default="1,2", help="worker counts to measure")
     args = parser.parse_args()
-    postgres = start()
+    postgres = start(durable=True)  # fsync on, as SQLite beside it (synchronous=FULL)
     results: dict[str, Any] = {}
     try:
         with tempfile.TemporaryDirectory() as tmp:

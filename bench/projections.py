@@ -123,7 +123,7 @@ def measure(opened: Stores, data_dir: Path, events_path: bool, repeat: int) -> d
 def on_postgres(data_dir: Path, work: Path, events_path: bool, repeat: int) -> dict[str, Any]:
     """The same logs copied into a throwaway PostgreSQL (as `keyledger migrate` copies them),
     rebuilt from there into the views (which stay SQLite files, see README)."""
-    postgres = start_postgres()
+    postgres = start_postgres(durable=True)
     try:
         url = postgres.create_database()
         pg_dir = work / "pg"

@@ -71,7 +71,9 @@ class Postgres:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
-def start() -> Postgres:
+def start(durable: bool = False) -> Postgres:
+    """``durable``: PostgreSQL's defaults (fsync on), as benchmarks need; tests run with
+    fsync off, since a test's database dies with the test anyway."""
     bin_dir = _bin_dir()
     if bin_dir is None:
         message = "PostgreSQL server programs (initdb, pg_ctl) are not installed"
@@ -104,10 +106,9 @@ def start() -> Postgres:
         capture_output=True,
     )
     port = free_port()
-    options = (
-        f"-c listen_addresses=127.0.0.1 -p {port} -k {directory} "
-        "-c fsync=off -c max_connections=200"
-    )
+    options = f"-c listen_addresses=127.0.0.1 -p {port} -k {directory} -c max_connections=200"
+    if not durable:
+        options += " -c fsync=off"
     subprocess.run(
         _as_user(
             str(bin_dir / "pg_ctl"),
