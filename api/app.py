@@ -44,6 +44,7 @@ from eventstore.key_operations import KeyOperations
 from eventstore.keystore import Keystore
 from eventstore.ledger import KeyLedger
 from eventstore.notify import Listener
+from eventstore.outage import store_unavailable
 from eventstore.read_cache import ReadCache, sqlite_mark
 from eventstore.root_key import load_root_key
 from eventstore.sqlite import commit_probe
@@ -160,7 +161,11 @@ def _stores(settings: Settings) -> dict[str, str]:
 
 def _postgres_stores(url: str) -> dict[str, str]:
     postgres_env(url)  # refuses a malformed URL before anything opens
-    return {"persistence": "eventsourcing.postgres", "postgres": url, "keystore": url}
+    return {
+        "persistence": "eventstore.postgres:FailFastPostgresFactory",
+        "postgres": url,
+        "keystore": url,
+    }
 
 
 def view_paths(data_dir: Path) -> dict[str, str]:
@@ -468,8 +473,11 @@ def close_services(services: Services) -> None:
             services.audit_follower.stop()  # it signs the closing digest itself
         else:
             services.audit_runner.sign_now()
-    except Exception:
-        log.exception("could not sign the closing audit digest")
+    except Exception as error:
+        if not store_unavailable(error):
+            log.exception("could not sign the closing audit digest")
+        else:  # the next start signs them; an outage needs no traceback
+            log.error("could not sign the closing audit digest: the store is unreachable")
     services.audit.datastore.close()
     services.audit_keys.close()
     services.ledger.close()

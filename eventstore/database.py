@@ -40,13 +40,16 @@ def postgres_env(url: str) -> dict[str, str]:
     if parts.scheme not in POSTGRES_SCHEMES or not parts.path.strip("/"):
         raise StoreError(f"not a PostgreSQL URL with a database name: {redact(url)}")
     env = {
-        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "PERSISTENCE_MODULE": "eventstore.postgres:FailFastPostgresFactory",
         "POSTGRES_DBNAME": unquote(parts.path.strip("/")),
         "POSTGRES_HOST": parts.hostname or "127.0.0.1",
         "POSTGRES_PORT": str(parts.port or 5432),
         "POSTGRES_USER": unquote(parts.username or "keyledger"),
         "POSTGRES_PASSWORD": unquote(parts.password or ""),
-        "POSTGRES_CONNECT_TIMEOUT": "10",
+        # Seconds a request waits for a pooled connection. PostgreSQL gone, none comes: a
+        # longer wait is an outage, refused with DependencyTimeoutException within the
+        # bound GET /ready and the README state (as SQLite's STORE_LOCK_TIMEOUT).
+        "POSTGRES_CONNECT_TIMEOUT": "2",
         # A stuck writer must not block every writer forever (the library's advice).
         "POSTGRES_LOCK_TIMEOUT": "5",
         "POSTGRES_PRE_PING": "y",
@@ -84,6 +87,7 @@ class Database:
         if self.postgres:
             import psycopg
 
+            self._target = target
             try:
                 self._db: Any = psycopg.connect(target, autocommit=True, connect_timeout=10)
             except psycopg.Error as error:
@@ -96,14 +100,25 @@ class Database:
     def execute(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
         if self.postgres:
             sql = sql.replace("?", "%s").replace(" BLOB", " BYTEA")
+            self._reconnect_if_lost()
         return self._db.execute(sql, params)
 
     def executemany(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
         if self.postgres:
+            self._reconnect_if_lost()
             with self._db.cursor() as cursor:
                 cursor.executemany(sql.replace("?", "%s"), rows)
         else:
             self._db.executemany(sql, rows)
+
+    def _reconnect_if_lost(self) -> None:
+        """A connection lost to an outage (PostgreSQL restarted) stays closed: the call
+        that met the outage failed (DependencyTimeoutException); the next one connects
+        anew, failing fast (connection refused) while the server is still away."""
+        if self._db.closed or self._db.broken:
+            import psycopg
+
+            self._db = psycopg.connect(self._target, autocommit=True, connect_timeout=2)
 
     def close(self) -> None:
         self._db.close()

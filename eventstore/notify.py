@@ -9,6 +9,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 
 from eventstore.database import StoreError, redact
+from eventstore.outage import Incident
 
 log = logging.getLogger("keyledger.notify")
 
@@ -20,6 +21,12 @@ class Listener:
         self.url, self.channels = url, channels
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name="pg-listen", daemon=True)
+        self._outage = Incident(
+            log,
+            f"LISTEN on {redact(url)} failed",
+            "retrying each second; projections poll meanwhile",
+            f"LISTEN on {redact(url)} works again",
+        )
 
     def start(self) -> None:
         self._thread.start()
@@ -37,13 +44,14 @@ class Listener:
                 with psycopg.connect(self.url, autocommit=True, connect_timeout=10) as conn:
                     for channel in self.channels:
                         conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+                    self._outage.recovered()
                     self._nudge_all()  # anything appended while we were not listening
                     while not self._stopped.is_set():
                         for note in conn.notifies(timeout=0.5):
                             for callback in self.channels.get(note.channel, ()):
                                 callback()
             except psycopg.Error as error:
-                log.warning("LISTEN on %s failed (%s); retrying", redact(self.url), type(error))
+                self._outage.failed(error)  # one line per outage, not one per retry
                 self._stopped.wait(1.0)
             except StoreError:
                 self._stopped.wait(1.0)

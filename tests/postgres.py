@@ -57,7 +57,8 @@ class Postgres:
             conn.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
 
-    def stop(self) -> None:
+    def pause(self) -> None:
+        """Stop the server, keeping its data: an outage, for the tests of one."""
         subprocess.run(
             _as_user(
                 str(self.bin_dir / "pg_ctl"), "-D", str(self.directory / "db"), "-m", "fast", "stop"
@@ -65,6 +66,13 @@ class Postgres:
             check=False,
             capture_output=True,
         )
+
+    def resume(self) -> None:
+        """Start the server again on the same port and data (after ``pause``)."""
+        _run_server(self.bin_dir, self.directory, self.port)
+
+    def stop(self) -> None:
+        self.pause()
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
@@ -101,6 +109,11 @@ def start() -> Postgres:
         capture_output=True,
     )
     port = free_port()
+    _run_server(bin_dir, directory, port)
+    return Postgres(port, directory, bin_dir)
+
+
+def _run_server(bin_dir: Path, directory: Path, port: int) -> None:
     options = (
         f"-c listen_addresses=127.0.0.1 -p {port} -k {directory} "
         "-c fsync=off -c max_connections=200"
@@ -120,7 +133,6 @@ def start() -> Postgres:
         check=True,
         capture_output=True,
     )
-    return Postgres(port, directory, bin_dir)
 
 
 def session() -> Iterator[Postgres]:
