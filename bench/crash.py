@@ -536,6 +536,7 @@ def run(
     at_rest: bool = False,
     scan_also: tuple[Path, ...] = (),
     before_scan: Any = None,
+    max_seconds: float = float("inf"),
     say: Any = print,
 ) -> dict[str, Any]:
     rng = random.Random(seed)
@@ -544,11 +545,14 @@ def run(
     failures: list[str] = []
     requests, unanswered, records = 0, [0], 0
     began = time.monotonic()
+    done = 0
     for cycle in range(1, cycles + 2):
         server.start()
+        # Out of cycles or of time: this restart checks the last kill, every ciphertext.
+        final = cycle > cycles or (cycle > 1 and time.monotonic() - began > max_seconds)
         try:
             if cycle > 1:  # the previous cycle's kill, checked on the restarted server
-                problems = verify(server, journals, store, cycle > cycles, unanswered)
+                problems = verify(server, journals, store, final, unanswered)
                 failures += [f"cycle {cycle - 1}: {p}" for p in problems]
                 for problem in problems:
                     say(f"cycle {cycle - 1}: FAILURE {problem}")
@@ -558,7 +562,8 @@ def run(
                     f"cycle {cycle - 1}/{cycles}: {requests} requests acknowledged, "
                     f"{sum(len(j.keys) for j in journals)} keys, {len(failures)} failures"
                 )
-            if cycle > cycles:
+            done = cycle - 1
+            if final:
                 break
             server.client().list_keys()  # up and answering before the clock starts
         except Exception:
@@ -582,7 +587,7 @@ def run(
         hits, scanned = scan([data_dir, *scan_also], journals, secrets)
         failures += [f"at rest: {hit}" for hit in hits]
     return {
-        "cycles": cycles,
+        "cycles": done,
         "store": redact(store),
         "requests_acknowledged": requests,
         "keys": sum(len(j.keys) for j in journals),
@@ -605,6 +610,9 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--seed", type=int, default=int.from_bytes(os.urandom(4)))
     parser.add_argument("--scan", action="store_true", help="byte-scan the data dir at the end")
+    parser.add_argument(
+        "--max-seconds", type=float, default=float("inf"), help="start no cycle after this"
+    )
     args = parser.parse_args()
     data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="kl-crash-")) / "data"
     print(f"seed {args.seed}, data in {data_dir}")
@@ -626,6 +634,7 @@ def main() -> None:
             at_rest=args.scan,
             scan_also=scan_also,
             before_scan=checkpoint if postgres else None,
+            max_seconds=args.max_seconds,
         )
     finally:
         if postgres is not None:
