@@ -21,7 +21,7 @@ from api.config import (
     default_principals,
     load_config,
 )
-from api.serve import serve
+from api.serve import loop_factory, serve
 from api.tls import write_dev_certificates
 from api.workers import run_workers, worker_index
 from domain.quotas import Quotas
@@ -204,6 +204,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "server processes sharing the port (SO_REUSEPORT) and the store",
         convert=int,
     )
+    _option(
+        serve,
+        "--event-loop",
+        "KEYLEDGER_EVENT_LOOP",
+        "uvloop",
+        "uvloop (libuv; falls back to asyncio if not installed) or asyncio",
+        convert=str,
+    )
     dev_cert = commands.add_parser(
         "dev-cert",
         help="write a development CA and a localhost certificate",
@@ -240,6 +248,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         config_path=config,
         audit_follower=args.audit_follower,
         workers=args.workers,
+        event_loop=args.event_loop,
         run_scheduler=worker_index() in (None, 0),
         store=args.store or loaded.store,
     )
@@ -273,7 +282,8 @@ def main(argv: list[str] | None = None) -> int:
         settings = settings_from(args)  # a bad command line is refused once, not per worker
         if settings.workers > 1 and worker_index() is None:
             return run_workers(sys.argv[1:] if argv is None else argv, settings.workers)
-        asyncio.run(serve(settings))
+        with asyncio.Runner(loop_factory=loop_factory(settings.event_loop)) as runner:
+            runner.run(serve(settings))
     except (ConfigError, RootKeyError, StoreError, ValueError) as error:
         log.error("%s", error)
         return 2

@@ -189,6 +189,11 @@ def _ledger_env(stores: dict[str, str], name: str) -> dict[str, str]:
     return env
 
 
+def open_usage_ledger(settings: Settings) -> UsageLedger:
+    """The usage ledger of a data directory or store, alone (benchmarks seed it)."""
+    return UsageLedger(_ledger_env(_stores(settings), "usageledger"))
+
+
 def _read_cache(stores: dict[str, str], ledger: KeyLedger) -> ReadCache | None:
     """Keys kept in memory while the key store's change mark stands still: SQLite's
     data_version (a read of shared memory), or the in-memory log's head. PostgreSQL has no

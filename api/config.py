@@ -91,6 +91,8 @@ class Settings:
     # in a child process (`keyledger audit follow`), off the server's CPU and GIL.
     audit_follower: str = "thread"
     workers: int = 1  # processes sharing the port and the store (api/workers.py)
+    # "uvloop" (libuv's loop, when installed) or "asyncio" (the standard library's).
+    event_loop: str = "uvloop"
     run_scheduler: bool = True  # False in every worker but the first
     # postgresql://user:password@host/db: the ledgers and the keystore live there, shared
     # by every keyledger process; None: SQLite files in data_dir.
@@ -101,6 +103,8 @@ class Settings:
             raise ConfigError(f"--workers must be at least 1: {self.workers}")
         if self.workers > 1 and self.unix_socket is not None:
             raise ConfigError("--unix-socket serves one process: it cannot be used with --workers")
+        if self.event_loop not in ("uvloop", "asyncio"):
+            raise ConfigError(f"--event-loop must be uvloop or asyncio: {self.event_loop}")
         if self.audit_follower not in ("thread", "process"):
             raise ConfigError(f"--audit-follower must be thread or process: {self.audit_follower}")
         if self.dev_clock and not is_loopback(self.host):

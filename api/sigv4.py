@@ -276,8 +276,9 @@ def _parse_request_time(raw: str, may_be_http: bool) -> tuple[int, str]:
     value = raw.strip()
     try:
         if _ISO_BASIC_RE.fullmatch(value):
-            parsed = _parse_iso_basic(value)
-        elif may_be_http:
+            # Already in the canonical form: formatting it again would give it back.
+            return math.floor(_parse_iso_basic(value).timestamp()), value
+        if may_be_http:
             parsed = parsedate_to_datetime(value)
         else:
             raise ValueError(value)

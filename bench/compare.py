@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -107,8 +108,13 @@ def start_moto(moto_server: str) -> Server:
     return Server("moto_server", endpoint, process)
 
 
-def start_keyledger(data_dir: Path, workers: int, source: Path | None = None) -> Server:
-    """This checkout's keyledger, or (``source``) another checkout's, e.g. main's."""
+def start_keyledger(
+    data_dir: Path, workers: int, source: Path | None = None, data_from: Path | None = None
+) -> Server:
+    """This checkout's keyledger, or (``source``) another checkout's, e.g. main's; on a
+    copy of ``data_from`` (a prepared data directory) if given."""
+    if data_from is not None:
+        shutil.copytree(data_from, data_dir)
     port = free_port()
     command = [
         sys.executable,
@@ -233,6 +239,12 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
         help="another checkout (e.g. `git archive main`) to run beside this one",
     )
     p.add_argument("--keys", type=int, default=0, help="keys to create first in each keyledger")
+    p.add_argument(
+        "--data-from",
+        type=Path,
+        default=None,
+        help="start each keyledger on a copy of this data directory (e.g. bench.seed_usage's)",
+    )
     return p.parse_args(argv)
 
 
@@ -259,9 +271,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     servers = [start_moto(args.moto_server)]
     try:
         for workers in args.workers:
-            servers.append(start_keyledger(root / f"kl-w{workers}", workers))
+            servers.append(
+                start_keyledger(root / f"kl-w{workers}", workers, data_from=args.data_from)
+            )
         if args.baseline is not None:
-            servers.append(start_keyledger(root / "baseline", 1, args.baseline.resolve()))
+            baseline = args.baseline.resolve()
+            servers.append(start_keyledger(root / "baseline", 1, baseline, args.data_from))
         for server in servers[1:]:
             preload_keys(server.endpoint, args.keys)
         fixtures = {s.name: prepare_fixtures(settings_for(s.endpoint, args)) for s in servers}

@@ -120,6 +120,21 @@ class Database:
 
             self._db = psycopg.connect(self._target, autocommit=True, connect_timeout=2)
 
+    def insert_all(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        """Insert many rows in one transaction: one commit (one fsync) for all of them."""
+        if self.postgres:
+            self._reconnect_if_lost()
+            with self._db.transaction(), self._db.cursor() as cursor:
+                cursor.executemany(sql.replace("?", "%s"), rows)
+            return
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.executemany(sql, rows)
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
     def close(self) -> None:
         self._db.close()
 

@@ -49,6 +49,8 @@ class Keystore:
         self._root_key = root_key
         self._lock = threading.Lock()
         self._cache: dict[str, bytes] = {}
+        # Wrapping keys made by commands not saved yet: material id -> (key id, wrapped).
+        self._staged: dict[str, tuple[str, bytes]] = {}
         self._db = Database(path, PRAGMAS)
         for statement in _SCHEMA:
             self._db.execute(statement)
@@ -57,15 +59,24 @@ class Keystore:
         return "Keystore(<redacted>)"
 
     def new_wrapping_key(self, key_id: UUID, material_id: str) -> bytes:
-        """Generate, durably store (wrapped) and return a fresh wrapping key."""
+        """Generate and return a fresh wrapping key; its wrapped row is staged, and made
+        durable by ``store_staged`` before any event that refers to it is saved."""
         wrapping_key = os.urandom(32)
         wrapped = wrap(self._root_key, wrapping_key, material_aad(_PURPOSE, key_id, material_id))
         with self._lock:
-            self._db.execute(
-                "INSERT INTO wrapping_keys VALUES (?, ?, ?)", (material_id, str(key_id), wrapped)
-            )
+            self._staged[material_id] = (str(key_id), wrapped)
             self._cache[material_id] = wrapped
         return wrapping_key
+
+    def store_staged(self, material_ids: list[str]) -> None:
+        """Make these staged wrapping keys durable, all in one transaction: a batch of
+        64 CreateKey calls then costs one keystore commit, not 64 (group commit, as the
+        ledgers have). Staged rows are let go whether or not the commit succeeds: a failed
+        batch is answered with an error and its events are never saved."""
+        with self._lock:
+            rows = [(m, *self._staged.pop(m)) for m in material_ids if m in self._staged]
+            if rows:
+                self._db.insert_all("INSERT INTO wrapping_keys VALUES (?, ?, ?)", rows)
 
     def wrapping_key(self, key_id: UUID, material_id: str) -> bytes:
         wrapped = self._cache.get(material_id) or self._load(material_id)
@@ -113,9 +124,9 @@ class Keystore:
         if not material_ids:
             return
         with self._lock:
-            self._db.executemany(
-                "DELETE FROM wrapping_keys WHERE material_id = ?", [(m,) for m in material_ids]
-            )
+            stored = [(m,) for m in material_ids if self._staged.pop(m, None) is None]
+            if stored:
+                self._db.executemany("DELETE FROM wrapping_keys WHERE material_id = ?", stored)
             for material_id in material_ids:
                 self._cache.pop(material_id, None)
 

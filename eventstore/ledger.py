@@ -142,7 +142,10 @@ class KeyLedger(AliasCommands, GrantCommands, ResourceSlots, Application):
     def _save_all(self, uow: UnitOfWork) -> None:
         aggregates = uow.aggregates()
         if not aggregates:
+            uow.forget_materials_since(0)  # nothing refers to them
             return
+        # Wrapping keys are durable before any event that refers to them.
+        self.keystore.store_staged(uow.new_materials)
         recordings = self.save(*aggregates)
         if recordings:
             self.last_saved_id = max(self.last_saved_id, recordings[-1].notification.id)
@@ -168,7 +171,7 @@ class KeyLedger(AliasCommands, GrantCommands, ResourceSlots, Application):
         if cache is None:
             return self._get_for_read(aggregate_id)
         if inline():
-            if not cache.current():
+            if not cache.current_this_tick():
                 raise NeedsStore
             try:
                 kept = cache.get(aggregate_id)

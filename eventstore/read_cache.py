@@ -13,6 +13,7 @@ answered by any of them is seen by the next request that starts after that answe
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -76,10 +77,25 @@ class ReadCache:
         self._seen_mark = mark()
         self._position = recorder.max_notification_id() or 0
         self._epoch = 0
+        self._tick: bool | None = None  # current() as asked in this turn of the loop
 
     def current(self) -> bool:
         """True if nothing was committed since the last sync (cheap; any thread)."""
         return self._mark() == self._seen_mark
+
+    def current_this_tick(self) -> bool:
+        """``current()`` for reads on the event loop, asked of the store once per turn of
+        the loop however many requests that turn handles. Still exact: a request handled
+        in this turn was received before the turn began, so after the answer of any
+        change it must see, and the mark is read after that. The remembered answer is
+        forgotten by a callback that runs before anything received later."""
+        if self._tick is None:
+            self._tick = self.current()
+            asyncio.get_running_loop().call_soon(self._forget_tick)
+        return self._tick
+
+    def _forget_tick(self) -> None:
+        self._tick = None
 
     def sync(self) -> None:
         """Drop every aggregate changed since the last sync (a store query)."""
