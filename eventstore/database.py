@@ -9,11 +9,13 @@ PostgreSQL persistence, configured by ``ledger_env``.
 from __future__ import annotations
 
 import sqlite3
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 POSTGRES_SCHEMES = ("postgresql", "postgres")
 STORE_ENV = "KEYLEDGER_STORE"
+T = TypeVar("T")
 
 
 class StoreError(Exception):
@@ -100,32 +102,29 @@ class Database:
     def execute(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
         if self.postgres:
             sql = sql.replace("?", "%s").replace(" BLOB", " BYTEA")
-            self._reconnect_if_lost()
+            return self._on_postgres(lambda: self._db.execute(sql, params))
         return self._db.execute(sql, params)
 
     def executemany(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
         if self.postgres:
-            self._reconnect_if_lost()
-            with self._db.cursor() as cursor:
-                cursor.executemany(sql.replace("?", "%s"), rows)
+
+            def run() -> None:
+                with self._db.cursor() as cursor:
+                    cursor.executemany(sql.replace("?", "%s"), rows)
+
+            self._on_postgres(run)
         else:
             self._db.executemany(sql, rows)
-
-    def _reconnect_if_lost(self) -> None:
-        """A connection lost to an outage (PostgreSQL restarted) stays closed: the call
-        that met the outage failed (DependencyTimeoutException); the next one connects
-        anew, failing fast (connection refused) while the server is still away."""
-        if self._db.closed or self._db.broken:
-            import psycopg
-
-            self._db = psycopg.connect(self._target, autocommit=True, connect_timeout=2)
 
     def insert_all(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
         """Insert many rows in one transaction: one commit (one fsync) for all of them."""
         if self.postgres:
-            self._reconnect_if_lost()
-            with self._db.transaction(), self._db.cursor() as cursor:
-                cursor.executemany(sql.replace("?", "%s"), rows)
+
+            def run() -> None:
+                with self._db.transaction(), self._db.cursor() as cursor:
+                    cursor.executemany(sql.replace("?", "%s"), rows)
+
+            self._on_postgres(run)
             return
         self._db.execute("BEGIN IMMEDIATE")
         try:
@@ -134,6 +133,23 @@ class Database:
             self._db.execute("ROLLBACK")
             raise
         self._db.execute("COMMIT")
+
+    def _on_postgres(self, run: Callable[[], T]) -> T:
+        """``run`` on a live connection. A connection lost to an outage stays closed: the
+        call that met the outage failed (DependencyTimeoutException), the next connects
+        anew (refused at once while the server is away). A session the server ended
+        while it restarted (AdminShutdown, SQLSTATE 57P01) ran nothing of ``run``, so
+        ``run`` goes once more, on a new connection, rather than failing after recovery."""
+        import psycopg
+
+        if self._db.closed or self._db.broken:
+            self._db = psycopg.connect(self._target, autocommit=True, connect_timeout=2)
+        try:
+            return run()
+        except psycopg.errors.AdminShutdown:
+            self._db.close()
+            self._db = psycopg.connect(self._target, autocommit=True, connect_timeout=2)
+            return run()
 
     def close(self) -> None:
         self._db.close()
