@@ -33,7 +33,6 @@ unprivileged user, loopback only) and serves from a fresh database on it; a full
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import os
 import random
@@ -56,6 +55,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from api.app import open_stores
+from bench.at_rest import forms, found_in, windows
 from domain.values import default_key_policy
 from eventstore.database import is_postgres, redact
 from eventstore.key_operations import KeyOperations
@@ -74,7 +74,6 @@ OPERATIONS = (
 _REQUEST_ID = re.compile(rb'"request_id":\s*"([0-9a-f-]{36})"')
 # The eventsourcing library names a PostgreSQL application's table "<name>_events".
 POSTGRES_LEDGERS = ("keyledger_events", "usageledger_events")
-WINDOW = 8  # bytes: the at-rest scan looks needles up by 8-byte windows
 _VERIFIED = re.compile(r"OK\S*: (\d+) records")
 
 
@@ -460,30 +459,6 @@ def key_material(data_dir: Path, store: str, key_ids: list[str]) -> list[bytes]:
     return found
 
 
-def _windows(needles: set[bytes]) -> dict[bytes, list[tuple[bytes, int]]]:
-    """Every 8-byte window of every needle, with where it sits in its needle."""
-    index: dict[bytes, list[tuple[bytes, int]]] = {}
-    for needle in needles:
-        assert len(needle) >= 2 * WINDOW - 1, "too short to be found by aligned windows"
-        for at in range(len(needle) - WINDOW + 1):
-            index.setdefault(needle[at : at + WINDOW], []).append((needle, at))
-    return index
-
-
-def _found_in(content: bytes, index: dict[bytes, list[tuple[bytes, int]]]) -> set[bytes]:
-    """The needles in ``content``. A needle of at least 2*WINDOW-1 bytes covers a window
-    that starts at a multiple of WINDOW wherever it lies, so only those windows are looked
-    up: one dictionary probe per 8 bytes, fast enough for thousands of needles in hundreds
-    of megabytes, where searching for each needle in turn is not."""
-    hits = set()
-    for at in range(0, len(content) - WINDOW + 1, WINDOW):
-        for needle, offset in index.get(content[at : at + WINDOW], ()):
-            start = at - offset
-            if start >= 0 and content[start : start + len(needle)] == needle:
-                hits.add(needle)
-    return hits
-
-
 def scan(
     directories: list[Path], journals: list[Journal], secrets: tuple[bytes, ...] = ()
 ) -> tuple[list[str], dict[str, int]]:
@@ -492,17 +467,15 @@ def scan(
     Acknowledged request ids are looked for too, as a control: they are in the ledgers, so
     a scan that finds none of them did not read where the store keeps its data."""
     plain = {plaintext for j in journals for _, _, plaintext, _ in j.sealed} | set(secrets)
-    needles = {
-        form for each in plain for form in (each, base64.b64encode(each), each.hex().encode())
-    }
+    needles = {form for each in plain for form in forms(each)}
     controls = {r.encode() for j in journals for r in j.request_ids}
-    index = _windows(needles | controls)
+    index = windows(needles | controls)
     found, seen, files, scanned = [], set(), 0, 0
     for directory in directories:
         for path in sorted(p for p in directory.rglob("*") if p.is_file()):
             content = path.read_bytes()
             files, scanned = files + 1, scanned + len(content)
-            hits = _found_in(content, index)
+            hits = found_in(content, index)
             if hits & needles:
                 found.append(f"{path}: {len(hits & needles)} plaintexts, data keys or material")
             seen |= hits & controls
