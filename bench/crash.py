@@ -55,7 +55,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from api.app import open_stores
-from bench.at_rest import forms, found_in, windows
+from bench.at_rest import Scanner, forms
 from domain.values import default_key_policy
 from eventstore.database import is_postgres, redact
 from eventstore.key_operations import KeyOperations
@@ -469,13 +469,13 @@ def scan(
     plain = {plaintext for j in journals for _, _, plaintext, _ in j.sealed} | set(secrets)
     needles = {form for each in plain for form in forms(each)}
     controls = {r.encode() for j in journals for r in j.request_ids}
-    index = windows(needles | controls)
+    scanner = Scanner(needles | controls)
     found, seen, files, scanned = [], set(), 0, 0
     for directory in directories:
         for path in sorted(p for p in directory.rglob("*") if p.is_file()):
             content = path.read_bytes()
             files, scanned = files + 1, scanned + len(content)
-            hits = found_in(content, index)
+            hits = scanner.find(content)
             if hits & needles:
                 found.append(f"{path}: {len(hits & needles)} plaintexts, data keys or material")
             seen |= hits & controls

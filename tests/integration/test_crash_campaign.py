@@ -10,6 +10,7 @@ import base64
 import os
 from pathlib import Path
 
+from bench.at_rest import files_holding
 from bench.crash import Journal, checkpoint, run, scan
 from tests.postgres import start
 
@@ -56,3 +57,12 @@ def test_the_scan_finds_a_secret_wherever_it_lies(tmp_path: Path) -> None:
         hits, scanned = scan([folder], [journal], (secret,))
         assert len(hits) == 1 and scanned["controls_found"] == 1, (offset, hits)
         assert scan([folder], [journal], (absent,))[0] == []
+
+
+def test_the_scan_finds_repetitive_secrets_in_repetitive_files(tmp_path: Path) -> None:
+    """A plaintext of one repeated byte in a file full of such bytes (SQLite pages are
+    mostly zeros) is found, and does not make every other secret's lookup crawl."""
+    zeros, xs, random_secret = b"\0" * 40, b"x" * 4096, os.urandom(32)
+    (tmp_path / "pages").write_bytes(b"\0" * 2_000_000 + b"x" * 5000)
+    found = files_holding([tmp_path / "pages"], [zeros, xs, random_secret])
+    assert found == {tmp_path / "pages": 2}
