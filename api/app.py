@@ -16,7 +16,6 @@ from typing import TypeVar
 from uuid import uuid4
 
 from aiohttp import web
-from eventsourcing.sqlite import SQLiteDatastore
 
 from api.audit_follower import AuditFollower
 from api.config import ConfigError, Settings
@@ -43,7 +42,7 @@ from eventstore.database import check_store_version, is_postgres, postgres_env
 from eventstore.key_operations import KeyOperations
 from eventstore.keystore import Keystore
 from eventstore.ledger import KeyLedger
-from eventstore.notify import Listener
+from eventstore.notify import ChangeMark, Listener
 from eventstore.outage import store_unavailable
 from eventstore.read_cache import ReadCache, sqlite_mark
 from eventstore.root_key import load_root_key
@@ -56,6 +55,7 @@ from projections.grants_view import GrantsView
 from projections.keys_view import KeysView
 from projections.runner import PollingRunner
 from projections.usage_view import UsageView, usage_runners
+from projections.view_store import open_view_datastore, postgres_location
 
 log = logging.getLogger("keyledger")
 SETTINGS = web.AppKey("settings", Settings)
@@ -160,17 +160,23 @@ def _stores(settings: Settings) -> dict[str, str]:
 
 
 def _postgres_stores(url: str) -> dict[str, str]:
+    """Everything but the audit view in the one database: the ledgers, the keystore, and
+    the keys, grants and usage views (a schema each), shared by every process on it."""
     postgres_env(url)  # refuses a malformed URL before anything opens
     return {
         "persistence": "eventstore.postgres:FailFastPostgresFactory",
         "postgres": url,
         "keystore": url,
+        "views": postgres_location(url, "keys"),
+        "grants": postgres_location(url, "grants"),
+        "billing": postgres_location(url, "usage"),
     }
 
 
-def view_paths(data_dir: Path) -> dict[str, str]:
-    """Each view's SQLite file in a data directory, by the view's name."""
-    stores = _stores(Settings(data_dir=data_dir))
+def view_paths(data_dir: Path, store: str | None = None) -> dict[str, str]:
+    """Where each view lives, by the view's name: a SQLite file in the data directory, or
+    (``store`` a PostgreSQL URL) a schema in that database (the audit view stays a file)."""
+    stores = _stores(Settings(data_dir=data_dir, store=store))
     names = {"keys": "views", "grants": "grants", "audit": "audit", "usage": "billing"}
     return {name: stores[store] for name, store in names.items()}
 
@@ -194,15 +200,22 @@ def open_usage_ledger(settings: Settings) -> UsageLedger:
     return UsageLedger(_ledger_env(_stores(settings), "usageledger"))
 
 
-def _read_cache(stores: dict[str, str], ledger: KeyLedger) -> ReadCache | None:
+def _read_cache(
+    stores: dict[str, str], ledger: KeyLedger, notified: ChangeMark | None
+) -> ReadCache:
     """Keys kept in memory while the key store's change mark stands still: SQLite's
-    data_version (a read of shared memory), or the in-memory log's head. PostgreSQL has no
-    mark that costs less than a round trip yet, so there every read goes to the store."""
-    if "postgres" in stores:
-        return None
+    data_version (a read of shared memory), PostgreSQL's NOTIFYs counted by the listener
+    thread, or the in-memory log's head."""
+    if notified is not None:
+        return ReadCache(ledger.recorder, notified)
     if "keyledger" in stores:
         return ReadCache(ledger.recorder, sqlite_mark(stores["keyledger"]))
     return ReadCache(ledger.recorder, lambda: ledger.recorder.max_notification_id() or 0)
+
+
+def _channel(app: KeyLedger | UsageLedger) -> str:
+    """The channel the library's PostgreSQL recorder NOTIFYs after each append."""
+    return str(app.recorder.channel_name)  # type: ignore[attr-defined]
 
 
 def _root_key(settings: Settings) -> bytes:
@@ -220,9 +233,9 @@ def open_services(settings: Settings, clock: Clock, metrics: Metrics | None = No
     audit_keys = AuditKeyStore(stores["keystore"], root_key)
     audit_keys.check_root_key()  # before anything else opens, let alone writes
     keystore = Keystore(stores["keystore"], root_key)
-    view = KeysView(SQLiteDatastore(stores["views"], lock_timeout=15))
+    view = KeysView(open_view_datastore(stores["views"]))
     view.create_table()
-    grants_view = GrantsView(SQLiteDatastore(stores["grants"], lock_timeout=15))
+    grants_view = GrantsView(open_view_datastore(stores["grants"]))
     grants_view.create_table()
     ledger = KeyLedger(
         _ledger_env(stores, "keyledger"),
@@ -231,7 +244,10 @@ def open_services(settings: Settings, clock: Clock, metrics: Metrics | None = No
         GrantTokens.from_root_key(root_key),
         settings.limits,
     )
-    ledger.read_cache = _read_cache(stores, ledger)
+    notified = ChangeMark() if "postgres" in stores else None
+    ledger.read_cache = _read_cache(stores, ledger, notified)
+    if notified is not None:
+        ledger.listeners.append(notified.bump)  # read-your-writes in this process
     usage = UsageLedger(_ledger_env(stores, "usageledger"))
     runner = PollingRunner(ledger, view)
     grants_runner = PollingRunner(
@@ -260,14 +276,15 @@ def open_services(settings: Settings, clock: Clock, metrics: Metrics | None = No
         stores, ledger, usage, audit_keys=audit_keys, settings=settings, clock=clock
     )
     listener = None
-    if "postgres" in stores:
-        # Events appended by any process wake this one's runners within milliseconds.
-        key_events = [runner.nudge, grants_runner.nudge, audit_runner.nudge]
+    if notified is not None:
+        # Events appended by any process move the read cache's mark and wake this one's
+        # runners within milliseconds (the library NOTIFYs its channel on each append).
+        key_events = [notified.bump, runner.nudge, grants_runner.nudge, audit_runner.nudge]
         channels = {
-            f"{ledger.name.lower()}_events": key_events,
-            f"{usage.name.lower()}_events": [audit_runner.nudge],
+            _channel(ledger): key_events,
+            _channel(usage): [audit_runner.nudge],
         }
-        listener = Listener(stores["postgres"], channels)
+        listener = Listener(stores["postgres"], channels, notified.listening_changed)
         listener.start()
     configs = settings.principal_configs
     directory = Directory(configs, open_credentials=settings.open_credentials)
@@ -377,6 +394,7 @@ class Stores:
     audit: AuditView
     audit_keys: AuditKeyStore
     data_dir: Path
+    store: str | None = None  # the PostgreSQL URL, if the stores are there
 
     def close(self) -> None:
         self.ledger.close()
@@ -386,18 +404,19 @@ class Stores:
         self.ledger.keystore.close()
 
 
-def open_view_file(data_dir: Path, name: str) -> KeysView | GrantsView:
-    """The keys or grants view of a data directory, for commands that read it."""
+def open_view_file(data_dir: Path, name: str, store: str | None = None) -> KeysView | GrantsView:
+    """The keys or grants view of a data directory (or PostgreSQL store), for commands."""
+    location = view_paths(data_dir, store)[name]
     if name == "keys":
-        view: KeysView | GrantsView = KeysView(SQLiteDatastore(str(data_dir / "views.db")))
+        view: KeysView | GrantsView = KeysView(open_view_datastore(location))
     else:
-        view = GrantsView(SQLiteDatastore(str(data_dir / "grants.db")))
+        view = GrantsView(open_view_datastore(location))
     view.create_table()
     return view
 
 
-def open_usage_view(path: str) -> UsageView:
-    view = UsageView(SQLiteDatastore(path, lock_timeout=15))
+def open_usage_view(location: str) -> UsageView:
+    view = UsageView(open_view_datastore(location))
     view.create_table()
     return view
 
@@ -426,6 +445,7 @@ def open_stores(
         audit=view,
         audit_keys=AuditKeyStore(stores["keystore"], root_key),
         data_dir=data_dir,
+        store=stores.get("postgres"),
     )
 
 

@@ -138,6 +138,8 @@ def start_keyledger(
     endpoint = f"http://127.0.0.1:{port}"
     wait_until_up(endpoint + "/health", process)
     name = f"keyledger w={workers}" if source is None else f"baseline w={workers}"
+    if data_from is not None:
+        name = f"{data_from.name} w={workers}"
     return Server(name, endpoint, process)
 
 
@@ -240,10 +242,11 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--keys", type=int, default=0, help="keys to create first in each keyledger")
     p.add_argument(
-        "--data-from",
+        "--prepared",
         type=Path,
         default=None,
-        help="start each keyledger on a copy of this data directory (e.g. bench.seed_usage's)",
+        help="also run a keyledger (1 worker) on a copy of this data directory, e.g. one "
+        "filled by bench.seed_usage: flat cost, side by side with a fresh one",
     )
     return p.parse_args(argv)
 
@@ -271,12 +274,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     servers = [start_moto(args.moto_server)]
     try:
         for workers in args.workers:
-            servers.append(
-                start_keyledger(root / f"kl-w{workers}", workers, data_from=args.data_from)
-            )
+            servers.append(start_keyledger(root / f"kl-w{workers}", workers))
         if args.baseline is not None:
-            baseline = args.baseline.resolve()
-            servers.append(start_keyledger(root / "baseline", 1, baseline, args.data_from))
+            servers.append(start_keyledger(root / "baseline", 1, args.baseline.resolve()))
+        if args.prepared is not None:
+            servers.append(start_keyledger(root / "prepared", 1, data_from=args.prepared))
         for server in servers[1:]:
             preload_keys(server.endpoint, args.keys)
         fixtures = {s.name: prepare_fixtures(settings_for(s.endpoint, args)) for s in servers}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+import random
+import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 from uuid import UUID, uuid4
@@ -116,8 +118,8 @@ class KeyLedger(AliasCommands, GrantCommands, ResourceSlots, Application):
             return [self.run_alone(job) for job in jobs]
         return outcomes
 
-    def run_alone(self, job: Job, attempts: int = 5) -> Done | BaseException:
-        for _ in range(attempts):
+    def run_alone(self, job: Job, attempts: int = 10) -> Done | BaseException:
+        for attempt in range(attempts):
             uow = UnitOfWork(self)
             try:
                 value = job(uow)
@@ -125,6 +127,10 @@ class KeyLedger(AliasCommands, GrantCommands, ResourceSlots, Application):
                 self._save_all(uow)
             except IntegrityError:
                 uow.forget_materials_since(0)
+                # Another process saved the same aggregate (an account's resource counter
+                # takes every CreateKey): step aside for a jittered moment so that two
+                # writers retrying in step do not collide again and again.
+                time.sleep(random.uniform(0, 0.001 * 2 ** min(attempt, 5)))
                 continue
             except Exception as error:  # noqa: BLE001 - handed to the waiter
                 uow.forget_materials_since(0)

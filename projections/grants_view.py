@@ -66,8 +66,8 @@ class GrantsView(VersionedView):
         self, key_id: str, grant_id: str | None, grantee: str | None, after: str, limit: int
     ) -> list[Grant]:
         return self._select(
-            "key_id = ? AND grant_id > ? AND (? IS NULL OR grant_id = ?) "
-            "AND (? IS NULL OR grantee = ?) ORDER BY grant_id LIMIT ?",
+            "key_id = ? AND grant_id > ? AND (CAST(? AS TEXT) IS NULL OR grant_id = ?) "
+            "AND (CAST(? AS TEXT) IS NULL OR grantee = ?) ORDER BY grant_id LIMIT ?",
             (key_id, after, grant_id, grant_id, grantee, grantee, limit),
         )
 
@@ -86,13 +86,13 @@ class GrantsView(VersionedView):
         with self.datastore.transaction(commit=False) as cursor:
             cursor.execute(
                 "SELECT COALESCE(MAX(n), 0) FROM (SELECT COUNT(*) AS n FROM grants "
-                "WHERE account = ? AND region = ? GROUP BY key_id)",
+                "WHERE account = ? AND region = ? GROUP BY key_id) AS per_key",
                 (account, region),
             )
             per_key = int(cursor.fetchone()[0])
             cursor.execute(
                 "SELECT COALESCE(MAX(n), 0) FROM (SELECT COUNT(*) AS n FROM grants "
-                "WHERE account = ? AND region = ? GROUP BY key_id, grantee)",
+                "WHERE account = ? AND region = ? GROUP BY key_id, grantee) AS per_grantee",
                 (account, region),
             )
             return per_key, int(cursor.fetchone()[0])

@@ -68,7 +68,7 @@ class KeysView(VersionedView):
             cursor.execute(
                 "SELECT name, target_key_id, created, updated FROM aliases "
                 "WHERE account = ? AND region = ? AND name > ? AND target_key_id IS NOT NULL "
-                "AND (? IS NULL OR target_key_id = ?) ORDER BY name LIMIT ?",
+                "AND (CAST(? AS TEXT) IS NULL OR target_key_id = ?) ORDER BY name LIMIT ?",
                 (account, region, after, key_id, key_id, limit),
             )
             return [dict(row) for row in cursor.fetchall()]

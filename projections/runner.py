@@ -127,8 +127,7 @@ class PollingRunner:
             except IntegrityError:
                 # Another runner on the same view got there first, or a rebuild switched
                 # the view: resume from its position, with its rows.
-                self.position = self.view.position(self.app.name)
-                self.view.reload()
+                self._adopt()
                 continue
             self.position = notifications[ready - 1].id
             self.rate.sample(self.position)
@@ -137,6 +136,29 @@ class PollingRunner:
             self.apply_lag_max = max(self.apply_lag_max, oldest)
             if ready < len(events):
                 return processed
+
+    def _adopt(self) -> None:
+        """Take the view's position. A view shared by several processes (PostgreSQL) is
+        moved by the others' runners all the time: refresh in-memory state from the rows
+        of just the events they applied. A file view moves under a runner only when a
+        rebuild switched it: reload everything."""
+        position = self.view.position(self.app.name)
+        if not getattr(self.view.datastore, "shared", False) or position < self.position:
+            self.position = position
+            self.view.reload()
+            return
+        if type(self.view).processed is VersionedView.processed:  # no in-memory state
+            self.position = position
+            return
+        while self.position < position:
+            notifications = self.app.recorder.select_notifications(
+                start=self.position, limit=self.batch, stop=position, inclusive_of_start=False
+            )
+            if not notifications:
+                break
+            self.view.processed([self.app.mapper.to_domain_event(n) for n in notifications])
+            self.position = notifications[-1].id
+        self.position = position
 
     def _ready(self, events: list[Any]) -> int:
         """How many of ``events`` (in log order) are old enough to apply; sets how long

@@ -48,7 +48,7 @@ class UsageView(VersionedView):
             cursor.execute(
                 "SELECT * FROM billing_keys WHERE created < ? "
                 "AND (COALESCE(scheduled, deleted) IS NULL OR COALESCE(scheduled, deleted) >= ?) "
-                "AND (? IS NULL OR account = ?)",
+                "AND (CAST(? AS TEXT) IS NULL OR account = ?)",
                 (stop.timestamp(), start.timestamp(), account, account),
             )
             rows = [dict(row) for row in cursor.fetchall()]
@@ -77,7 +77,7 @@ class UsageView(VersionedView):
         with self.datastore.transaction(commit=False) as cursor:
             cursor.execute(
                 "SELECT day, key_id, operation, SUM(requests) FROM billing_requests "
-                "WHERE day LIKE ? AND (? IS NULL OR account = ?) "
+                "WHERE day LIKE ? AND (CAST(? AS TEXT) IS NULL OR account = ?) "
                 "GROUP BY day, key_id, operation ORDER BY day",
                 (f"{month}-%", account, account),
             )
@@ -96,7 +96,7 @@ def _add_request(
     cursor.execute(
         "INSERT INTO billing_requests VALUES (?, ?, ?, ?, ?, 1) "
         "ON CONFLICT (account, region, day, key_id, operation) "
-        "DO UPDATE SET requests = requests + 1",
+        "DO UPDATE SET requests = billing_requests.requests + 1",
         (request["account"], request["region"], when.date().isoformat(), key_id, operation),
     )
 

@@ -51,15 +51,26 @@ class VersionedView(SQLiteTrackingRecorder):
         (the position the caller believes the view is at), raise ``IntegrityError`` unless
         the view is there: a rebuild may have switched the view to a later position, and
         applying an event twice would corrupt counts."""
+
+        def write(cursor: SQLiteCursor) -> None:
+            for event in events:
+                self.project(event, cursor)
+
+        self.commit(write, tracking, after=after)
+        self.processed(events)
+
+    def commit(
+        self, write: Callable[[SQLiteCursor], None], tracking: Tracking, *, after: int | None
+    ) -> None:
+        """Run ``write`` and move the tracking position, in one transaction (``after`` as in
+        ``process``). The rebuild's fast path writes rows this way without events."""
         with self.datastore.transaction(commit=True) as cursor:
             if after is not None:
                 current = self._max_tracking_id(tracking.application_name, cursor) or 0
                 if current != after:
                     raise IntegrityError(f"view at {current}, not {after}")
-            for event in events:
-                self.project(event, cursor)
+            write(cursor)
             self._insert_tracking(cursor, tracking)
-        self.processed(events)
 
     def project(self, event: Any, cursor: SQLiteCursor) -> None:
         raise NotImplementedError

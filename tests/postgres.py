@@ -14,11 +14,14 @@ import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from api.app import Stores, open_stores
+from eventstore.migrate import copy_log
 from tests.support import free_port
 
 USER = "keyledger-pg"
@@ -141,3 +144,21 @@ def session() -> Iterator[Postgres]:
         yield server
     finally:
         server.stop()
+
+
+@contextmanager
+def logs_copied(data_dir: Path, url: str, pg_dir: Path) -> Iterator[Stores]:
+    """The logs of a SQLite data directory copied into the database at ``url`` (as
+    `keyledger migrate` copies them), opened there with ``pg_dir`` for the view files."""
+    pg_dir.mkdir()
+    target = open_stores(pg_dir, os.environ, store=url)
+    try:
+        source = open_stores(data_dir, os.environ)
+        try:
+            copy_log(source.ledger, target.ledger)
+            copy_log(source.usage, target.usage)
+        finally:
+            source.close()
+        yield target
+    finally:
+        target.close()

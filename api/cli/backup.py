@@ -70,6 +70,10 @@ def verify(data_dir: Path) -> bool:
 
 
 def run_backup(args: argparse.Namespace) -> int:
+    if args.store is not None:
+        # Everything but the audit view is in the database (README: Backups on PostgreSQL).
+        errors.print("backup is for SQLite data directories; on PostgreSQL use its own tools")
+        return 2
     try:
         copied = copy_stores(args.data_dir, args.dest, root_key=args.include_root_key)
     except BackupError as error:

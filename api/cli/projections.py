@@ -59,7 +59,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 
 def _positions(opened: Stores) -> dict[str, dict[str, int]]:
-    paths = view_paths(opened.data_dir)
+    paths = view_paths(opened.data_dir, opened.store)
     return {name: stored(path)[1] for name, path in paths.items()}
 
 
@@ -74,7 +74,7 @@ def status_of(opened: Stores, sample: float) -> list[dict[str, Any]]:
     after = _positions(opened)
     now = datetime.now(UTC)
     views = []
-    for name, path in view_paths(opened.data_dir).items():
+    for name, path in view_paths(opened.data_dir, opened.store).items():
         version, _ = stored(path)
         position = head = lag_seconds = 0.0
         per_ledger = {}
@@ -134,7 +134,7 @@ def run_rebuild(args: argparse.Namespace) -> int:
         errors.print(f"name one view ({', '.join(sorted(REBUILDABLE))}) or --all")
         return 2
     names = sorted(REBUILDABLE) if args.all else [args.name]
-    paths = view_paths(args.data_dir)
+    paths = view_paths(args.data_dir, args.store)
     with stores(args) as opened:
         for name in names:
             try:

@@ -11,7 +11,7 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
-from api.app import open_usage_view, open_view_file
+from api.app import open_usage_view, open_view_file, view_paths
 from api.cli.common import add_data_dir, console, print_json, stores
 from api.config import ConfigFile, default_principals, load_config
 from domain.pricing import as_json, bill
@@ -57,7 +57,7 @@ def _config(args: argparse.Namespace) -> ConfigFile:
 def run_usage(args: argparse.Namespace) -> int:
     config = _config(args)
     with stores(args) as opened:
-        view = open_usage_view(str(args.data_dir / "billing.db"))
+        view = open_usage_view(view_paths(args.data_dir, args.store)["usage"])
         try:
             for runner in usage_runners(opened.ledger, opened.usage, view):
                 runner.catch_up()
@@ -102,8 +102,8 @@ def _print_bill(answer: dict[str, Any]) -> None:
 
 def run_limits(args: argparse.Namespace) -> int:
     config = _config(args)
-    keys = open_view_file(args.data_dir, "keys")
-    grants = open_view_file(args.data_dir, "grants")
+    keys = open_view_file(args.data_dir, "keys", args.store)
+    grants = open_view_file(args.data_dir, "grants", args.store)
     try:
         report = limits_report(
             args.account,

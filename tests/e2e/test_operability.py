@@ -99,6 +99,30 @@ def test_https_with_the_dev_ca_and_refused_without_it(tmp_path: Path) -> None:
         key = kms.create_key()["KeyMetadata"]["KeyId"]
         blob = kms.encrypt(KeyId=key, Plaintext=b"over tls")["CiphertextBlob"]
         assert kms.decrypt(CiphertextBlob=blob)["Plaintext"] == b"over tls"
+        # aws:SecureTransport is true over TLS: a policy denying Encrypt then refuses it.
+        policy = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"AWS": "arn:aws:iam::000000000000:root"},
+                    "Action": "kms:*",
+                    "Resource": "*",
+                },
+                {
+                    "Effect": "Deny",
+                    "Principal": "*",
+                    "Action": "kms:Encrypt",
+                    "Resource": "*",
+                    "Condition": {"Bool": {"aws:SecureTransport": "true"}},
+                },
+            ],
+        }
+        kms.put_key_policy(KeyId=key, PolicyName="default", Policy=json.dumps(policy))
+        with pytest.raises(ClientError) as refused:
+            kms.encrypt(KeyId=key, Plaintext=b"over tls")
+        assert refused.value.response["Error"]["Code"] == "AccessDeniedException"
+        assert kms.decrypt(CiphertextBlob=blob)["Plaintext"] == b"over tls"
         with pytest.raises(SSLError):
             kms_client(https).list_keys()  # the system trust store does not know the dev CA
         # TLS 1.2 speaks only forward-secret AEAD suites; the floor is TLS 1.2.
