@@ -43,6 +43,7 @@ from eventstore.key_operations import KeyOperations
 from eventstore.keystore import Keystore
 from eventstore.ledger import KeyLedger
 from eventstore.notify import ChangeMark, Listener
+from eventstore.outage import store_unavailable
 from eventstore.read_cache import ReadCache, sqlite_mark
 from eventstore.root_key import load_root_key
 from eventstore.sqlite import commit_probe
@@ -162,7 +163,7 @@ def _postgres_stores(url: str) -> dict[str, str]:
     usage and audit views (a schema each), shared by every process on it."""
     postgres_env(url)  # refuses a malformed URL before anything opens
     return {
-        "persistence": "eventsourcing.postgres",
+        "persistence": "eventstore.postgres:FailFastPostgresFactory",
         "postgres": url,
         "keystore": url,
         "views": postgres_location(url, "keys"),
@@ -503,8 +504,11 @@ def close_services(services: Services) -> None:
             services.audit_follower.stop()  # it signs the closing digest itself
         else:
             services.audit_runner.sign_now()
-    except Exception:
-        log.exception("could not sign the closing audit digest")
+    except Exception as error:
+        if not store_unavailable(error):
+            log.exception("could not sign the closing audit digest")
+        else:  # the next start signs them; an outage needs no traceback
+            log.error("could not sign the closing audit digest: the store is unreachable")
     services.audit.datastore.close()
     services.audit_keys.close()
     services.ledger.close()

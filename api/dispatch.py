@@ -32,6 +32,7 @@ from domain.errors import (
 )
 from domain.quotas import needs_key_spec
 from domain.values import RequestContext
+from eventstore.outage import store_unavailable
 
 log = logging.getLogger("keyledger.api")
 KMS_TARGET_PREFIX = "TrentService."
@@ -64,6 +65,7 @@ async def handle(request: web.Request) -> web.Response:
         result = await _run(request, call, body)
         if not call.recorded:
             await services.records(request_record(call, None))
+        services.reads.recovered()  # read, done and recorded: the store answers again
         return _respond(call, 200, services.wire.serialize_response(call.operation, result))
     except ClientGoneError as error:
         # One clear line, no traceback: the client aborted, the server did not fail.
@@ -77,9 +79,18 @@ async def handle(request: web.Request) -> web.Response:
         return await _refuse(call, error)
     except KmsError as error:
         return await _refuse(call, error)
-    except Exception:
-        log.exception("unexpected failure", extra={"request_id": call.request_id})
-        return await _refuse(call, InternalError("An internal error occurred."))
+    except Exception as error:  # noqa: BLE001 - answered as AWS would; a bug is logged
+        return await _refuse(call, _failure(call, error))
+
+
+def _failure(call: Call, error: Exception) -> KmsError:
+    """What no operation raised on purpose: a store that cannot be reached (an outage, one
+    log line for all its requests, answered as AWS's retryable 503), or a bug."""
+    if store_unavailable(error):
+        call.services.reads.failed(error)
+        return DependencyTimeoutError()
+    log.error("unexpected failure", exc_info=error, extra={"request_id": call.request_id})
+    return InternalError("An internal error occurred.")
 
 
 async def not_found(request: web.Request) -> web.Response:

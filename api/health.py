@@ -10,6 +10,8 @@ import orjson
 from aiohttp import web
 
 from api.services import SERVICES, Services
+from eventstore.outage import store_unavailable
+from projections.runner import PollingRunner
 
 READY_MAX_LAG = web.AppKey("ready_max_lag", float)
 
@@ -41,11 +43,18 @@ def _checks(services: Services, bound: float) -> dict[str, bool]:
         "commits_usage": not services.records.unavailable,
     }
     for runner in services.runners():
-        status = runner.status()
-        checks[f"projection_{runner.name}"] = runner.alive and (
-            status["lag_seconds"] <= bound + status["propagation_seconds"]
-        )
+        checks[f"projection_{runner.name}"] = _within_bound(runner, bound)
     return checks
+
+
+def _within_bound(runner: PollingRunner, bound: float) -> bool:
+    try:
+        status = runner.status()  # reads the ledger's head
+    except Exception as error:
+        if not store_unavailable(error):
+            raise
+        return False  # the store is unreachable: not ready (the outage is logged once)
+    return runner.alive and status["lag_seconds"] <= bound + status["propagation_seconds"]
 
 
 def _stores_answer(services: Services) -> bool:

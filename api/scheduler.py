@@ -13,6 +13,7 @@ from typing import Any
 from uuid import UUID
 
 from api.services import Services
+from eventstore.outage import Incident, store_unavailable
 
 log = logging.getLogger("keyledger.scheduler")
 KILL_BEFORE_SHRED = "kill-before-shred"
@@ -35,13 +36,23 @@ class Scheduler:
 
     async def run_forever(self) -> None:
         metrics = self.services.metrics
+        outage = Incident(
+            log,
+            "scheduler cannot reach the store",
+            "due work waits for the next pass",
+            "scheduler reaches the store again",
+        )
         while True:
             try:
                 done = await self.run_due()
-            except Exception:
+            except Exception as error:
                 metrics.scheduler_runs.labels("failed").inc()
-                log.exception("scheduler pass failed; retrying at the next interval")
+                if store_unavailable(error):  # an outage: one line, not one per pass
+                    outage.failed(error)
+                else:
+                    log.exception("scheduler pass failed; retrying at the next interval")
             else:
+                outage.recovered()
                 metrics.scheduler_runs.labels("ok").inc()
                 metrics.scheduler_actions.inc(done)
             await asyncio.sleep(self.interval)

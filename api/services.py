@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from eventstore.clock import Clock
 from eventstore.key_operations import KeyOperations
 from eventstore.ledger import Done, KeyLedger
 from eventstore.notify import Listener
+from eventstore.outage import Incident
 from eventstore.read_cache import NeedsStore, on_event_loop
 from eventstore.usage_ledger import UsageLedger
 from eventstore.writer import BatchWriter
@@ -75,6 +77,16 @@ class Services:
     # or GenerateDataKeyPair calls cannot take every reader from other requests.
     keygen: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(2, thread_name_prefix="keygen")
+    )
+    # A request whose reads cannot reach the store (PostgreSQL stopped, a file gone) is
+    # refused with DependencyTimeoutException; the log says so once per incident.
+    reads: Incident = field(
+        default_factory=lambda: Incident(
+            logging.getLogger("keyledger.api"),
+            "the store cannot be read",
+            "requests that read it are refused with DependencyTimeoutException until it can",
+            "the store can be read again",
+        )
     )
 
     @property

@@ -1,6 +1,7 @@
 """Crash campaign: load, SIGKILL at a random moment, restart, verify — N times.
 
-    .venv/bin/python -m bench.crash [--cycles 100] [--clients 4] [--store sqlite|postgresql://…]
+    .venv/bin/python -m bench.crash [--cycles 100] [--clients 4]
+                                    [--store sqlite|postgresql|postgresql://…]
                                     [--data-dir DIR] [--seed N] [--scan]
 
 Each cycle: several clients (threads, boto3, each owning its own keys so its history is
@@ -16,19 +17,22 @@ the server gets SIGKILL; it is started again on the same store and the campaign 
 - nothing unacknowledged is half-applied: a request cut off by the kill is either wholly
   there or wholly absent (alias, policy, deletion state; the number of keys lies between
   the acknowledged and the acknowledged plus the ones in flight);
-- every acknowledged request has its audit record in the ledgers (SQLite store: read from
-  the files), and `keyledger audit verify` passes (run with the server killed);
-- with --scan, at the end: no test plaintext and no data key anywhere in the data directory.
+- every acknowledged request has its record in the ledgers, read straight from the store
+  (the SQLite files, or the PostgreSQL event tables), and `keyledger audit verify` passes
+  (run with the server killed);
+- with --scan, at the end: no test plaintext and no data key, raw, base64 or hex, in any
+  file of the data directory (and, on PostgreSQL, of the database's own directory, after a
+  CHECKPOINT). The CMKs' backing keys never leave the server, so a client cannot know
+  them; what it can know of key material is what it was given: data keys and plaintexts.
 
-`--store` is handed to `keyledger serve --store` when it is not `sqlite` (the PostgreSQL
-store is being built on another branch); the audit-record check reads SQLite files and is
-skipped for other stores (audit verify still runs).
+`--store postgresql` starts a throwaway PostgreSQL as tests/postgres.py does (initdb as an
+unprivileged user, loopback only) and serves from a fresh database on it; a full
+`postgresql://` URL is handed to `keyledger serve --store` as it is.
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import os
 import random
@@ -44,12 +48,17 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from api.app import open_stores
+from bench.at_rest import Scanner, forms
 from domain.values import default_key_policy
+from eventstore.database import is_postgres, redact
+from eventstore.key_operations import KeyOperations
 
 REPO = Path(__file__).resolve().parent.parent
 ACCOUNT = "000000000000"
@@ -63,6 +72,9 @@ OPERATIONS = (
     ("ScheduleKeyDeletion", 1),
 )
 _REQUEST_ID = re.compile(rb'"request_id":\s*"([0-9a-f-]{36})"')
+# The eventsourcing library names a PostgreSQL application's table "<name>_events".
+POSTGRES_LEDGERS = ("keyledger_events", "usageledger_events")
+_VERIFIED = re.compile(r"OK\S*: (\d+) records")
 
 
 @dataclass
@@ -283,11 +295,10 @@ def verify(
     unanswered[0] = len(listed) - acked_keys
     for journal in journals:
         problems += _verify_journal(kms, journal, listed, aliases, final)
-    if store == "sqlite":
-        found = recorded_request_ids(server.data_dir)
-        missing = [r for j in journals for r in j.request_ids if r not in found]
-        if missing:
-            problems.append(f"{len(missing)} acknowledged requests without a record: {missing[:3]}")
+    found = recorded_request_ids(server.data_dir, store)
+    missing = [r for j in journals for r in j.request_ids if r not in found]
+    if missing:
+        problems.append(f"{len(missing)} acknowledged requests without a record: {missing[:3]}")
     return problems
 
 
@@ -384,9 +395,17 @@ def _pages(call: Any, member: str, **params: Any) -> list[dict[str, Any]]:
         marker = answer["NextMarker"]
 
 
-def recorded_request_ids(data_dir: Path) -> set[str]:
-    """Request ids of every event and usage record in the SQLite ledgers."""
+def recorded_request_ids(data_dir: Path, store: str = "sqlite") -> set[str]:
+    """Request ids of every event and usage record in the ledgers, read from the store."""
     found: set[str] = set()
+    if is_postgres(store):
+        import psycopg
+
+        with psycopg.connect(store, connect_timeout=10) as db:
+            for table in POSTGRES_LEDGERS:
+                for (state,) in db.execute(f"SELECT state FROM {table}"):  # noqa: S608
+                    found.update(m.decode() for m in _REQUEST_ID.findall(bytes(state)))
+        return found
     for name in ("keyledger.db", "usage.db"):
         db = sqlite3.connect(f"file:{data_dir / name}?mode=ro", uri=True)
         try:
@@ -397,33 +416,85 @@ def recorded_request_ids(data_dir: Path) -> set[str]:
     return found
 
 
-def audit_verify(data_dir: Path) -> str | None:
+def audit_verify(data_dir: Path, store: str) -> tuple[str | None, int]:
+    """`keyledger audit verify`: what it found wrong (None: nothing), and records verified."""
+    args = [sys.executable, "-m", "api", "audit", "verify", "--data-dir", str(data_dir)]
+    if store != "sqlite":
+        args += ["--store", store]
     done = subprocess.run(  # noqa: S603 - our own CLI
-        [sys.executable, "-m", "api", "audit", "verify", "--data-dir", str(data_dir)],
+        args,
         cwd=REPO,
         capture_output=True,
         text=True,
         check=False,
         timeout=300,
     )
-    return None if done.returncode == 0 else (done.stdout + done.stderr).strip()[-500:]
+    if done.returncode != 0:
+        return (done.stdout + done.stderr).strip()[-500:], 0
+    verified = _VERIFIED.search(done.stdout)
+    return None, int(verified.group(1)) if verified else 0
 
 
-def scan(data_dir: Path, journals: list[Journal]) -> list[str]:
-    """Byte scan of every file in the data directory for test plaintexts and data keys,
-    raw and base64."""
-    needles = {}
-    for journal in journals:
-        for key, _, plaintext, _ in journal.sealed:
-            needles[plaintext] = key
-            needles[base64.b64encode(plaintext)] = key
-    found = []
-    for path in sorted(p for p in data_dir.rglob("*") if p.is_file()):
-        content = path.read_bytes()
-        hits = [needle for needle in needles if needle in content]
-        if hits:
-            found.append(f"{path.name}: {len(hits)} plaintexts or data keys")
+def checkpoint(store: str) -> None:
+    """PostgreSQL flushes what it holds in memory to its files (the scan reads the files)."""
+    import psycopg
+
+    with psycopg.connect(store, autocommit=True, connect_timeout=10) as db:
+        db.execute("CHECKPOINT")
+
+
+def key_material(data_dir: Path, store: str, key_ids: list[str]) -> list[bytes]:
+    """Each key's plaintext material and its wrapping key, recovered as only the server can
+    (root key, keystore): what no client ever sees, and what must never be on disk."""
+    opened = open_stores(data_dir, {}, root=True, store=None if store == "sqlite" else store)
+    operations, found = KeyOperations(opened.ledger), []
+    try:
+        for key_id in key_ids:
+            cmk = opened.ledger.load(UUID(key_id))
+            for material_id in cmk.materials if cmk is not None else ():
+                found.append(operations._material(cmk, material_id))
+                found.append(opened.ledger.keystore.wrapping_key(cmk.id, material_id))
+    finally:
+        opened.close()
     return found
+
+
+def scan(
+    directories: list[Path], journals: list[Journal], secrets: tuple[bytes, ...] = ()
+) -> tuple[list[str], dict[str, int]]:
+    """Byte scan of every file under ``directories`` for test plaintexts, data keys and
+    ``secrets`` (key material), each raw, base64 and hex: the hits, and what was scanned.
+    Acknowledged request ids are looked for too, as a control: they are in the ledgers, so
+    a scan that finds none of them did not read where the store keeps its data."""
+    plain = {plaintext for j in journals for _, _, plaintext, _ in j.sealed} | set(secrets)
+    needles = {form for each in plain for form in forms(each)}
+    controls = {r.encode() for j in journals for r in j.request_ids}
+    scanner = Scanner(needles | controls)
+    found, seen, files, scanned = [], set(), 0, 0
+    for directory in directories:
+        for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+            content = path.read_bytes()
+            files, scanned = files + 1, scanned + len(content)
+            hits = scanner.find(content)
+            if hits & needles:
+                found.append(f"{path}: {len(hits & needles)} plaintexts, data keys or material")
+            seen |= hits & controls
+    if controls and not seen:
+        found.append("no acknowledged request id found either: the scan missed the store")
+    return found, {
+        "files": files,
+        "bytes": scanned,
+        "plaintexts_and_data_keys": len(plain) - len(secrets),
+        "key_materials_and_wrapping_keys": len(secrets),
+        "needles": len(needles),
+        "controls_found": len(seen),
+        "controls": len(controls),
+    }
+
+
+def tracebacks(data_dir: Path) -> int:
+    log = data_dir.parent / "crash-server.log"
+    return log.read_bytes().count(b"Traceback") if log.exists() else 0
 
 
 def run(
@@ -436,19 +507,25 @@ def run(
     min_load: float = 0.3,
     max_load: float = 2.0,
     at_rest: bool = False,
+    scan_also: tuple[Path, ...] = (),
+    before_scan: Any = None,
+    max_seconds: float = float("inf"),
     say: Any = print,
 ) -> dict[str, Any]:
     rng = random.Random(seed)
     journals = [Journal(f"c{i}") for i in range(clients)]
     server = Server(data_dir, store)
     failures: list[str] = []
-    requests, unanswered = 0, [0]
+    requests, unanswered, records = 0, [0], 0
     began = time.monotonic()
+    done = 0
     for cycle in range(1, cycles + 2):
         server.start()
+        # Out of cycles or of time: this restart checks the last kill, every ciphertext.
+        final = cycle > cycles or (cycle > 1 and time.monotonic() - began > max_seconds)
         try:
             if cycle > 1:  # the previous cycle's kill, checked on the restarted server
-                problems = verify(server, journals, store, cycle > cycles, unanswered)
+                problems = verify(server, journals, store, final, unanswered)
                 failures += [f"cycle {cycle - 1}: {p}" for p in problems]
                 for problem in problems:
                     say(f"cycle {cycle - 1}: FAILURE {problem}")
@@ -458,7 +535,8 @@ def run(
                     f"cycle {cycle - 1}/{cycles}: {requests} requests acknowledged, "
                     f"{sum(len(j.keys) for j in journals)} keys, {len(failures)} failures"
                 )
-            if cycle > cycles:
+            done = cycle - 1
+            if final:
                 break
             server.client().list_keys()  # up and answering before the clock starts
         except Exception:
@@ -468,21 +546,30 @@ def run(
         timer.start()
         requests += load(server, journals, rng)
         timer.join()
-        problem = audit_verify(data_dir)
+        problem, records = audit_verify(data_dir, store)
         if problem:
             failures.append(f"cycle {cycle}: audit verify: {problem}")
             say(f"cycle {cycle}: FAILURE audit verify: {problem}")
     server.stop()
+    scanned: dict[str, int] = {}
     if at_rest:
-        failures += [f"at rest: {hit}" for hit in scan(data_dir, journals)]
+        if before_scan is not None:
+            before_scan(store)
+        keys = [k for j in journals for k in j.keys]
+        secrets = tuple(key_material(data_dir, store, keys))
+        hits, scanned = scan([data_dir, *scan_also], journals, secrets)
+        failures += [f"at rest: {hit}" for hit in hits]
     return {
-        "cycles": cycles,
-        "store": store,
+        "cycles": done,
+        "store": redact(store),
         "requests_acknowledged": requests,
         "keys": sum(len(j.keys) for j in journals),
         "aliases": sum(len(j.aliases) for j in journals),
         "ciphertexts": sum(len(j.sealed) for j in journals),
         "grants": sum(len(j.grants) for j in journals),
+        "audit_records": records,
+        "tracebacks": tracebacks(data_dir),
+        "scanned": scanned,
         "seconds": round(time.monotonic() - began, 1),
         "failures": failures,
     }
@@ -496,17 +583,35 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--seed", type=int, default=int.from_bytes(os.urandom(4)))
     parser.add_argument("--scan", action="store_true", help="byte-scan the data dir at the end")
+    parser.add_argument(
+        "--max-seconds", type=float, default=float("inf"), help="start no cycle after this"
+    )
     args = parser.parse_args()
     data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="kl-crash-")) / "data"
     print(f"seed {args.seed}, data in {data_dir}")
-    result = run(
-        args.cycles,
-        data_dir,
-        clients=args.clients,
-        store=args.store,
-        seed=args.seed,
-        at_rest=args.scan,
-    )
+    postgres = None
+    store, scan_also = args.store, ()
+    if store == "postgresql":
+        from tests.postgres import start
+
+        postgres = start()
+        store, scan_also = postgres.create_database(), (postgres.directory,)
+        print(f"PostgreSQL on 127.0.0.1:{postgres.port} in {postgres.directory}")
+    try:
+        result = run(
+            args.cycles,
+            data_dir,
+            clients=args.clients,
+            store=store,
+            seed=args.seed,
+            at_rest=args.scan,
+            scan_also=scan_also,
+            before_scan=checkpoint if postgres else None,
+            max_seconds=args.max_seconds,
+        )
+    finally:
+        if postgres is not None:
+            postgres.stop()
     print(json.dumps(result, indent=2))
     sys.exit(1 if result["failures"] else 0)
 

@@ -2,6 +2,15 @@
 hostile transport, sent to a real `keyledger serve`.
 
     .venv/bin/python -m bench.fuzz [--requests 100000] [--seed N] [--workers 2]
+                                   [--corpus DIR [--generate]] [--rss-every 10]
+
+Hypothesis takes some 10 ms to draw one request from these strategies, so a long run is
+split in two: ``--generate`` draws the requests (one hypothesis process per worker, no
+server needed, keys named by placeholders) into ``--corpus DIR``; a run given ``--corpus``
+then replays them against the server as fast as it answers, with the placeholders replaced
+by the run's real keys and ciphertexts (asked for more requests than the corpus holds, it
+sends each case again by another transport or identity). Without ``--corpus`` hypothesis
+draws as it sends.
 
 Every request is one of:
 - a request of a built operation whose members are drawn from the model's shapes (enums,
@@ -18,7 +27,7 @@ is a second, independent evaluation of that narrow policy written here; the serv
 never answer 200 to a narrow request the oracle denies.
 
 Findings: any 5xx, any 200 the oracle denies, any traceback in the server's log, and the
-server's memory (RSS) at the start and end.
+server's memory (RSS), sampled every ``--rss-every`` seconds along the run.
 """
 
 from __future__ import annotations
@@ -30,12 +39,15 @@ import http.client
 import json
 import multiprocessing
 import os
+import random
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,6 +96,31 @@ class Pools:
     narrow_keys: tuple[str, ...]  # key A in all four forms: the only key narrow may use
     other_keys: tuple[str, ...]  # root's keys and names that are not key A
     blobs: tuple[str, ...]  # base64 ciphertexts
+
+    def real(self, value: Any) -> Any:
+        """A case drawn with PLACEHOLDERS, with each placeholder replaced by this run's
+        value in the same place (cases drawn with real pools are returned as they are)."""
+        if isinstance(value, str) and value.startswith(_MARK):
+            kind, _, index = value[len(_MARK) :].partition(":")
+            pool = getattr(self, kind, None) if kind in _POOLS else None
+            return pool[int(index)] if pool and index.isdigit() else value
+        if isinstance(value, dict):
+            return {self.real(k): self.real(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.real(v) for v in value]
+        return value
+
+
+# Stand-ins for the keys and ciphertexts a run makes, so requests can be drawn before the
+# server runs; as many of each as prepare() makes.
+_MARK = "\u2063pool:"
+PLACEHOLDERS = Pools(
+    narrow_keys=tuple(f"{_MARK}narrow_keys:{i}" for i in range(4)),
+    other_keys=tuple(f"{_MARK}other_keys:{i}" for i in range(10)),
+    blobs=tuple(f"{_MARK}blobs:{i}" for i in range(2)),
+)
+_POOLS = ("narrow_keys", "other_keys", "blobs")
+Case = tuple[tuple[str, Any], str, bool, bytes]  # (operation, params), transport, narrow, junk
 
 
 def hostile_text() -> st.SearchStrategy[str]:
@@ -289,38 +326,15 @@ class OutOfTime(Exception):
     """Raised inside the hypothesis loop to end a time-bounded run early."""
 
 
-def fuzz_worker(
-    port: int, pools: Pools, requests: int, worker_seed: int, deadline: float = float("inf")
-) -> Tally:
-    sender, tally = Sender(port), Tally()
+def _sender_for(port: int, pools: Pools, tally: Tally) -> Callable[[Case], None]:
+    """Sends one drawn case (with the run's real keys) and checks its answer."""
+    sender = Sender(port)
     root, narrow = ("test", "test"), ("AKIDNARROW", "narrow-secret")
     json11 = "application/x-amz-json-1.1"
 
-    @settings(
-        max_examples=requests,
-        database=None,
-        deadline=None,
-        phases=[Phase.generate],
-        suppress_health_check=list(HealthCheck),
-    )
-    @seed(worker_seed)
-    @given(
-        case=operation_request(pools),
-        transport=st.sampled_from(TRANSPORT),
-        as_narrow=st.booleans(),
-        junk=st.binary(max_size=200),
-    )
-    def one(case: tuple[str, dict], transport: str, as_narrow: bool, junk: bytes) -> None:
-        if time.time() > deadline:
-            raise OutOfTime
-        try:
-            send_case(case, transport, as_narrow, junk)
-        except OSError as error:  # the server closed the connection: not a 5xx, but say so
-            assert tally.findings is not None
-            tally.findings.append(f"connection failed ({transport} {case[0]}): {error}")
-
-    def send_case(case: tuple[str, dict], transport: str, as_narrow: bool, junk: bytes) -> None:
-        operation, params = case
+    def send_case(case: Case) -> None:
+        (operation, params), transport, as_narrow, junk = case
+        params = pools.real(params)
         target = f"TrentService.{operation}"
         secret = narrow if as_narrow else root
         if not as_narrow and isinstance(params, dict) and params.get("KeyId") in pools.narrow_keys:
@@ -363,9 +377,99 @@ def fuzz_worker(
         facts["status"] = status
         check(tally, **facts)
 
+    def send(case: Case) -> None:
+        try:
+            send_case(case)
+        except OSError as error:  # the server closed the connection: not a 5xx, but say so
+            assert tally.findings is not None
+            tally.findings.append(f"connection failed ({case[1]} {case[0][0]}): {error}")
+
+    return send
+
+
+def draw(
+    pools: Pools, count: int, worker_seed: int, each: Callable[[Case], None], deadline: float
+) -> None:
+    """Hypothesis draws ``count`` cases from the model's strategies, one call of ``each``
+    per case, until ``deadline`` (time.time())."""
+
+    @settings(
+        max_examples=count,
+        database=None,
+        deadline=None,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
+    @seed(worker_seed)
+    @given(
+        case=operation_request(pools),
+        transport=st.sampled_from(TRANSPORT),
+        as_narrow=st.booleans(),
+        junk=st.binary(max_size=200),
+    )
+    def one(case: tuple[str, dict], transport: str, as_narrow: bool, junk: bytes) -> None:
+        if time.time() > deadline:
+            raise OutOfTime
+        each((case, transport, as_narrow, junk))
+
     with contextlib.suppress(OutOfTime):
         one()
+
+
+def fuzz_worker(
+    port: int,
+    pools: Pools,
+    requests: int,
+    worker_seed: int,
+    *,
+    deadline: float = float("inf"),
+    corpus: tuple[Path, int, int] | None = None,
+) -> Tally:
+    """Sends ``requests`` cases: drawn now, or read from ``corpus`` (``--generate``): its
+    directory, this worker's index and the number of workers, which share its cases."""
+    tally = Tally()
+    send = _sender_for(port, pools, tally)
+    if corpus is None:
+        draw(pools, requests, worker_seed, send, deadline)
+        return tally
+    directory, index, workers = corpus
+    cases = list(_read_corpus(directory))[index::workers]
+    vary = random.Random(worker_seed)
+    for sent in range(requests):
+        if not cases or time.time() > deadline:
+            break
+        body, transport, as_narrow, junk = cases[sent % len(cases)]
+        if sent >= len(cases):  # a case sent again goes by another transport or identity
+            transport, as_narrow = vary.choice(TRANSPORT), vary.random() < 0.5
+        send((body, transport, as_narrow, junk))
     return tally
+
+
+def _read_corpus(directory: Path) -> Iterator[Case]:
+    lines = (line for path in sorted(directory.glob("*.jsonl")) for line in path.open())
+    for line in lines:
+        try:
+            (operation, params), transport, as_narrow, junk = json.loads(line)
+        except ValueError:  # the last line of a generator stopped early
+            continue
+        yield (operation, params), transport, as_narrow, base64.b64decode(junk)
+
+
+def generate(args: tuple[Path, int, int]) -> int:
+    """One corpus file: ``count`` cases drawn with placeholder keys, as JSON lines."""
+    path, count, worker_seed = args
+    written = 0
+    with path.open("w") as out:
+
+        def write(case: Case) -> None:
+            nonlocal written
+            body, transport, as_narrow, junk = case
+            line = [body, transport, as_narrow, base64.b64encode(junk).decode()]
+            out.write(json.dumps(line, default=str) + "\n")  # lone surrogates: \ud800 escapes
+            written += 1
+
+        draw(PLACEHOLDERS, count, worker_seed, write, float("inf"))
+    return written
 
 
 def check(
@@ -473,8 +577,51 @@ def prepare(endpoint: str, config: Path, process: subprocess.Popen[bytes]) -> Po
     )
 
 
-def _work(args: tuple[int, Pools, int, int, float]) -> Tally:
-    return fuzz_worker(*args)
+def _work(args: tuple[int, Pools, int, int, float, tuple[Path, int, int] | None]) -> Tally:
+    port, pools, requests, worker_seed, deadline, corpus = args
+    return fuzz_worker(port, pools, requests, worker_seed, deadline=deadline, corpus=corpus)
+
+
+class RssSampler:
+    """The server's resident memory every ``every`` seconds, on a thread of its own."""
+
+    def __init__(self, pid: int, every: float) -> None:
+        self.pid, self.every = pid, every
+        self.samples: list[tuple[float, int]] = []  # (seconds since start, KiB)
+        self._began = time.monotonic()
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join()
+        self._sample()
+
+    def _sample(self) -> None:
+        with contextlib.suppress(OSError):
+            self.samples.append((round(time.monotonic() - self._began, 1), rss_kib(self.pid)))
+
+    def _run(self) -> None:
+        while True:
+            self._sample()
+            if self._stopped.wait(self.every):
+                return
+
+    def summary(self, warm_up: float) -> dict[str, Any]:
+        """First sample, first after ``warm_up`` seconds, last, highest; and every sample."""
+        samples = self.samples or [(0.0, 0)]
+        warm = next((kib for at, kib in samples if at >= warm_up), samples[-1][1])
+        return {
+            "rss_kib_start": samples[0][1],
+            "rss_kib_after_warm_up": warm,
+            "rss_kib_end": samples[-1][1],
+            "rss_kib_max": max(kib for _, kib in samples),
+            "rss_samples": samples,
+        }
 
 
 def run(
@@ -484,6 +631,9 @@ def run(
     workers: int = 2,
     seed_value: int = 0,
     max_seconds: float = float("inf"),
+    corpus: Path | None = None,
+    rss_every: float = 10.0,
+    warm_up: float = 60.0,
 ) -> dict[str, Any]:
     data_dir.mkdir(parents=True, exist_ok=True)
     config = data_dir.parent / "fuzz.toml"
@@ -500,16 +650,19 @@ def run(
     try:
         _wait_listening(port, process)
         pools = prepare(f"http://127.0.0.1:{port}", config, process)
-        rss_start = rss_kib(process.pid)
+        rss = RssSampler(process.pid, rss_every).start()
         share = [requests // workers + (i < requests % workers) for i in range(workers)]
         deadline = time.time() + max_seconds
-        jobs = [(port, pools, n, seed_value * 1000 + i, deadline) for i, n in enumerate(share)]
+        jobs = [
+            (port, pools, n, seed_value * 1000 + i, deadline, corpus and (corpus, i, workers))
+            for i, n in enumerate(share)
+        ]
         if workers == 1:
             tallies = [_work(jobs[0])]
         else:
             with multiprocessing.get_context("spawn").Pool(workers) as pool:
                 tallies = pool.map(_work, jobs)
-        rss_end = rss_kib(process.pid)
+        rss.stop()
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(60)
@@ -526,8 +679,7 @@ def run(
         "requests": sum(t.requests for t in tallies),
         "statuses": dict(sorted(statuses.items())),
         "narrow_allowed": sum(t.narrow_allowed for t in tallies),
-        "rss_kib_start": rss_start,
-        "rss_kib_end": rss_end,
+        **rss.summary(warm_up),
         "seconds": round(time.monotonic() - began, 1),
         "findings": findings,
     }
@@ -553,7 +705,29 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=int.from_bytes(os.urandom(3)))
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--max-seconds", type=float, default=float("inf"))
+    parser.add_argument("--corpus", type=Path, default=None, help="a directory of drawn cases")
+    parser.add_argument(
+        "--generate", action="store_true", help="draw --requests cases into --corpus and stop"
+    )
+    parser.add_argument("--rss-every", type=float, default=10.0, help="seconds between samples")
     args = parser.parse_args()
+    if args.generate:
+        if args.corpus is None:
+            parser.error("--generate needs --corpus")
+        args.corpus.mkdir(parents=True, exist_ok=True)
+        share = [
+            args.requests // args.workers + (i < args.requests % args.workers)
+            for i in range(args.workers)
+        ]
+        jobs = [
+            (args.corpus / f"worker-{i}.jsonl", n, args.seed * 1000 + i)
+            for i, n in enumerate(share)
+        ]
+        began = time.monotonic()
+        with multiprocessing.get_context("spawn").Pool(args.workers) as pool:
+            written = pool.map(generate, jobs)
+        print(json.dumps({"cases": sum(written), "seconds": round(time.monotonic() - began, 1)}))
+        return
     data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="kl-fuzz-")) / "data"
     print(f"seed {args.seed}, data in {data_dir}", flush=True)
     result = run(
@@ -562,8 +736,13 @@ def main() -> None:
         workers=args.workers,
         seed_value=args.seed,
         max_seconds=args.max_seconds,
+        corpus=args.corpus,
+        rss_every=args.rss_every,
     )
+    (data_dir.parent / "fuzz-result.json").write_text(json.dumps(result, indent=1))
+    samples = result.pop("rss_samples")
     print(json.dumps(result, indent=2))
+    print("RSS (seconds, KiB):", json.dumps(samples))
     sys.exit(1 if result["findings"] else 0)
 
 

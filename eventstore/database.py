@@ -9,11 +9,13 @@ PostgreSQL persistence, configured by ``ledger_env``.
 from __future__ import annotations
 
 import sqlite3
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 POSTGRES_SCHEMES = ("postgresql", "postgres")
 STORE_ENV = "KEYLEDGER_STORE"
+T = TypeVar("T")
 
 
 class StoreError(Exception):
@@ -40,13 +42,16 @@ def postgres_env(url: str) -> dict[str, str]:
     if parts.scheme not in POSTGRES_SCHEMES or not parts.path.strip("/"):
         raise StoreError(f"not a PostgreSQL URL with a database name: {redact(url)}")
     env = {
-        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "PERSISTENCE_MODULE": "eventstore.postgres:FailFastPostgresFactory",
         "POSTGRES_DBNAME": unquote(parts.path.strip("/")),
         "POSTGRES_HOST": parts.hostname or "127.0.0.1",
         "POSTGRES_PORT": str(parts.port or 5432),
         "POSTGRES_USER": unquote(parts.username or "keyledger"),
         "POSTGRES_PASSWORD": unquote(parts.password or ""),
-        "POSTGRES_CONNECT_TIMEOUT": "10",
+        # Seconds a request waits for a pooled connection. PostgreSQL gone, none comes: a
+        # longer wait is an outage, refused with DependencyTimeoutException within the
+        # bound GET /ready and the README state (as SQLite's STORE_LOCK_TIMEOUT).
+        "POSTGRES_CONNECT_TIMEOUT": "2",
         # A stuck writer must not block every writer forever (the library's advice).
         "POSTGRES_LOCK_TIMEOUT": "5",
         "POSTGRES_PRE_PING": "y",
@@ -84,6 +89,7 @@ class Database:
         if self.postgres:
             import psycopg
 
+            self._target = target
             try:
                 self._db: Any = psycopg.connect(target, autocommit=True, connect_timeout=10)
             except psycopg.Error as error:
@@ -96,20 +102,29 @@ class Database:
     def execute(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
         if self.postgres:
             sql = sql.replace("?", "%s").replace(" BLOB", " BYTEA")
+            return self._on_postgres(lambda: self._db.execute(sql, params))
         return self._db.execute(sql, params)
 
     def executemany(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
         if self.postgres:
-            with self._db.cursor() as cursor:
-                cursor.executemany(sql.replace("?", "%s"), rows)
+
+            def run() -> None:
+                with self._db.cursor() as cursor:
+                    cursor.executemany(sql.replace("?", "%s"), rows)
+
+            self._on_postgres(run)
         else:
             self._db.executemany(sql, rows)
 
     def insert_all(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
         """Insert many rows in one transaction: one commit (one fsync) for all of them."""
         if self.postgres:
-            with self._db.transaction(), self._db.cursor() as cursor:
-                cursor.executemany(sql.replace("?", "%s"), rows)
+
+            def run() -> None:
+                with self._db.transaction(), self._db.cursor() as cursor:
+                    cursor.executemany(sql.replace("?", "%s"), rows)
+
+            self._on_postgres(run)
             return
         self._db.execute("BEGIN IMMEDIATE")
         try:
@@ -118,6 +133,23 @@ class Database:
             self._db.execute("ROLLBACK")
             raise
         self._db.execute("COMMIT")
+
+    def _on_postgres(self, run: Callable[[], T]) -> T:
+        """``run`` on a live connection. A connection lost to an outage stays closed: the
+        call that met the outage failed (DependencyTimeoutException), the next connects
+        anew (refused at once while the server is away). A session the server ended
+        while it restarted (AdminShutdown, SQLSTATE 57P01) ran nothing of ``run``, so
+        ``run`` goes once more, on a new connection, rather than failing after recovery."""
+        import psycopg
+
+        if self._db.closed or self._db.broken:
+            self._db = psycopg.connect(self._target, autocommit=True, connect_timeout=2)
+        try:
+            return run()
+        except psycopg.errors.AdminShutdown:
+            self._db.close()
+            self._db = psycopg.connect(self._target, autocommit=True, connect_timeout=2)
+            return run()
 
     def close(self) -> None:
         self._db.close()

@@ -10,6 +10,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 
 from eventstore.database import StoreError, redact
+from eventstore.outage import Incident
 
 log = logging.getLogger("keyledger.notify")
 
@@ -66,6 +67,12 @@ class Listener:
         self.on_listening = on_listening or (lambda _: None)
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name="pg-listen", daemon=True)
+        self._outage = Incident(
+            log,
+            f"LISTEN on {redact(url)} failed",
+            "retrying each second; projections poll meanwhile",
+            f"LISTEN on {redact(url)} works again",
+        )
 
     def start(self) -> None:
         self._thread.start()
@@ -86,6 +93,7 @@ class Listener:
                     for channel in self.channels:
                         conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
                     self.on_listening(True)
+                    self._outage.recovered()
                     self._nudge_all()  # anything appended while we were not listening
                     while not self._stopped.is_set():
                         for note in conn.notifies(timeout=0.5):
@@ -93,7 +101,7 @@ class Listener:
                                 callback()
             except psycopg.Error as error:
                 self.on_listening(False)
-                log.warning("LISTEN on %s failed (%s); retrying", redact(self.url), type(error))
+                self._outage.failed(error)  # one line per outage, not one per retry
                 self._stopped.wait(1.0)
             except StoreError:
                 self.on_listening(False)

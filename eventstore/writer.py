@@ -6,16 +6,14 @@ import asyncio
 import contextlib
 import logging
 import queue
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Any, Generic, TypeVar
 
-from eventsourcing.persistence import IntegrityError, PersistenceError, ProgrammingError
-
 from domain.errors import DependencyTimeoutError
+from eventstore.outage import Incident, store_unavailable
 
 log = logging.getLogger("keyledger.writer")
 J = TypeVar("J")
@@ -24,14 +22,6 @@ _STOP = object()
 # How often a writer whose store cannot commit tries again on its own, so that it (and
 # GET /ready) recovers without waiting for a request.
 PROBE_SECONDS = 1.0
-
-
-def cannot_commit(error: BaseException) -> bool:
-    """The store failed, not the request: locked past the lock timeout, disk full, an I/O
-    error, a connection gone (eventsourcing wraps every driver's errors the same way)."""
-    if isinstance(error, IntegrityError | ProgrammingError):
-        return False  # a conflict or a bug, not an outage
-    return isinstance(error, PersistenceError | sqlite3.Error | OSError)
 
 
 class _LoopWaiter:
@@ -83,8 +73,12 @@ class BatchWriter(Generic[J, R]):
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self.batches = 0
         self.jobs = 0
-        self.unavailable_since: float | None = None
-        self.refused = 0  # jobs refused in the current incident
+        self.incident = Incident(
+            log,
+            f"{name} store cannot commit",
+            "requests are refused with DependencyTimeoutException until it can",
+            f"{name} store commits again",
+        )
         self._thread = threading.Thread(target=self._run, name=f"writer-{name}", daemon=True)
         self._thread.start()
 
@@ -107,7 +101,7 @@ class BatchWriter(Generic[J, R]):
 
     @property
     def unavailable(self) -> bool:
-        return self.unavailable_since is not None
+        return self.incident.ongoing
 
     def close(self) -> None:
         self._queue.put(_STOP)
@@ -149,12 +143,12 @@ class BatchWriter(Generic[J, R]):
         try:
             outcomes: Sequence[R | BaseException] = self._commit([job for job, _ in batch])
         except BaseException as error:
-            if not cannot_commit(error):
+            if not store_unavailable(error):
                 log.exception("batch of %d failed", len(batch))
             outcomes = [error] * len(batch)
         if self._on_batch is not None:
             self._on_batch(len(batch), time.perf_counter() - began)
-        failed = [o for o in outcomes if isinstance(o, BaseException) and cannot_commit(o)]
+        failed = [o for o in outcomes if isinstance(o, BaseException) and store_unavailable(o)]
         if failed:
             self._incident(failed[0], len(failed))
         elif any(not isinstance(o, BaseException) for o in outcomes):
@@ -162,7 +156,7 @@ class BatchWriter(Generic[J, R]):
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[R], object]]] = {}
         for (_, future), raw in zip(batch, outcomes, strict=True):
             outcome: object = raw
-            if isinstance(raw, BaseException) and cannot_commit(raw):
+            if isinstance(raw, BaseException) and store_unavailable(raw):
                 outcome = DependencyTimeoutError()
             if isinstance(future, _LoopWaiter):
                 by_loop.setdefault(future.loop, []).append((future.waiter, outcome))
@@ -175,27 +169,10 @@ class BatchWriter(Generic[J, R]):
                 loop.call_soon_threadsafe(_answer, answers)
 
     def _incident(self, error: BaseException, jobs: int) -> None:
-        self.refused += jobs
-        if self.unavailable_since is None:
-            self.unavailable_since = time.monotonic()
-            log.error(
-                "%s store cannot commit (%s: %s); requests are refused with "
-                "DependencyTimeoutException until it can",
-                self.name,
-                type(error).__name__,
-                error,
-            )
+        self.incident.failed(error, jobs)
 
     def _recovered(self) -> None:
-        if self.unavailable_since is None:
-            return
-        log.warning(
-            "%s store commits again after %.1f s; %d requests were refused meanwhile",
-            self.name,
-            time.monotonic() - self.unavailable_since,
-            self.refused,
-        )
-        self.unavailable_since, self.refused = None, 0
+        self.incident.recovered()
 
     def _try_probe(self) -> None:
         if self._probe is None:
@@ -203,7 +180,7 @@ class BatchWriter(Generic[J, R]):
         try:
             self._probe()
         except Exception as error:  # noqa: BLE001 - still failing; the incident is logged
-            if not cannot_commit(error):
+            if not store_unavailable(error):
                 log.warning("%s store probe failed: %s", self.name, error)
             return
         self._recovered()

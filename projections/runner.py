@@ -14,6 +14,7 @@ from typing import Any
 from eventsourcing.application import Application
 from eventsourcing.persistence import IntegrityError, Tracking
 
+from eventstore.outage import Incident, store_unavailable
 from projections.versioned_view import VersionedView
 
 log = logging.getLogger("keyledger.projections")
@@ -210,12 +211,24 @@ class PollingRunner:
     coalesce = 0.0
 
     def _run(self) -> None:
+        outage = Incident(
+            log,
+            f"projection {self.name} cannot read or write its stores",
+            "it retries after the poll interval",
+            f"projection {self.name} follows its stores again",
+        )
         while not self._stopped.is_set():
             self._wake.clear()
             try:
                 self.catch_up()
-            except Exception:
-                log.exception("projection %s failed; retrying after the poll interval", self.name)
+                outage.recovered()
+            except Exception as error:
+                if store_unavailable(error):  # an outage: one line, not one per poll
+                    outage.failed(error)
+                else:
+                    log.exception(
+                        "projection %s failed; retrying after the poll interval", self.name
+                    )
             if self.coalesce:
                 self._stopped.wait(self.coalesce)
             self._wake.wait(self._wait)

@@ -178,6 +178,11 @@ class PostgresViewDatastore(SQLiteDatastore):
             max_size=pool_size,
             kwargs={"options": f"-c search_path={schema}", "connect_timeout": 10},
             open=True,
+            # After PostgreSQL restarts, a pooled connection is dead: checked when taken, it
+            # is replaced rather than failing a runner's poll or a request. A connection is
+            # waited for at most 2 s (as the ledgers): longer is an outage, refused at once.
+            check=ConnectionPool.check_connection,
+            timeout=2,
         )
 
     def _create_schema(self) -> None:

@@ -48,6 +48,7 @@ class Postgres:
     port: int
     directory: Path
     bin_dir: Path
+    durable: bool = False  # fsync on (benchmarks); tests run with it off
 
     def url(self, database: str = "postgres", password: str = PASSWORD) -> str:
         return f"postgresql://{USER}:{password}@127.0.0.1:{self.port}/{database}"
@@ -60,7 +61,8 @@ class Postgres:
             conn.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
 
-    def stop(self) -> None:
+    def pause(self) -> None:
+        """Stop the server, keeping its data: an outage, for the tests of one."""
         subprocess.run(
             _as_user(
                 str(self.bin_dir / "pg_ctl"), "-D", str(self.directory / "db"), "-m", "fast", "stop"
@@ -68,6 +70,13 @@ class Postgres:
             check=False,
             capture_output=True,
         )
+
+    def resume(self) -> None:
+        """Start the server again on the same port and data (after ``pause``)."""
+        _run_server(self.bin_dir, self.directory, self.port, self.durable)
+
+    def stop(self) -> None:
+        self.pause()
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
@@ -106,6 +115,11 @@ def start(durable: bool = False) -> Postgres:
         capture_output=True,
     )
     port = free_port()
+    _run_server(bin_dir, directory, port, durable)
+    return Postgres(port, directory, bin_dir, durable)
+
+
+def _run_server(bin_dir: Path, directory: Path, port: int, durable: bool) -> None:
     options = f"-c listen_addresses=127.0.0.1 -p {port} -k {directory} -c max_connections=200"
     if not durable:
         options += " -c fsync=off"
@@ -124,7 +138,6 @@ def start(durable: bool = False) -> Postgres:
         check=True,
         capture_output=True,
     )
-    return Postgres(port, directory, bin_dir)
 
 
 def session() -> Iterator[Postgres]:

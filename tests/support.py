@@ -25,6 +25,7 @@ from botocore.exceptions import ClientError
 
 from api.app import create_app
 from api.config import Settings
+from bench.at_rest import MIN_NEEDLE
 
 REPO = Path(__file__).resolve().parent.parent
 REGION = "us-east-1"
@@ -39,7 +40,34 @@ def client(endpoint: str, service: str = "kms", **kwargs: Any) -> Any:
         "config": Config(retries={"max_attempts": 1}),
     }
     options.update(kwargs)
-    return boto3.client(service, **options)
+    made = boto3.client(service, **options)
+    if service == "kms":
+        made.meta.events.register("provide-client-params.kms.*", _remember_sent)
+        made.meta.events.register("after-call.kms.*", _remember_received)
+    return made
+
+
+# Every plaintext and data key the suite's KMS clients sent or were given, for the byte
+# scan of every data directory when the session ends (conftest.py). Only those of
+# MIN_NEEDLE bytes or more: shorter ones turn up by chance in any file.
+SECRETS_SEEN: set[bytes] = set()
+
+
+def _remember(value: object) -> None:
+    if isinstance(value, str):  # boto3 takes text for a blob too
+        value = value.encode()
+    # Ten distinct bytes or more: a plaintext like b"x" * 4096 is also a legitimate
+    # description or tag value in some other test's records, not a leak.
+    if isinstance(value, bytes) and len(value) >= MIN_NEEDLE and len(set(value)) >= 10:
+        SECRETS_SEEN.add(value)
+
+
+def _remember_sent(params: dict[str, Any], **_: Any) -> None:
+    _remember(params.get("Plaintext"))
+
+
+def _remember_received(parsed: dict[str, Any], **_: Any) -> None:
+    _remember(parsed.get("Plaintext"))
 
 
 @dataclass

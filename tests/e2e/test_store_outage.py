@@ -23,6 +23,7 @@ from botocore.exceptions import ClientError
 
 from api.config import Settings
 from api.services import SERVICES
+from tests.postgres import start as start_postgres
 from tests.support import ThreadServer
 
 # A request fails within this many seconds while the store cannot commit: the writer waits
@@ -212,13 +213,49 @@ def test_a_full_disk_is_a_fast_retryable_refusal_and_recovers(
         server.stop()
 
 
-@pytest.mark.skipif(
-    not os.environ.get("KEYLEDGER_TEST_POSTGRES_STOP"),
-    reason="PostgreSQL store not on this branch yet: set KEYLEDGER_TEST_POSTGRES_STOP to a "
-    "command that stops the test PostgreSQL server (and KEYLEDGER_TEST_POSTGRES_START) to run",
-)
-def test_a_stopped_postgresql_is_a_fast_retryable_refusal() -> None:  # pragma: no cover
-    """Hook for the PostgreSQL store (issue 15): serve --store postgresql://..., stop the
-    database with $KEYLEDGER_TEST_POSTGRES_STOP, expect what the lock test expects, start it
-    with $KEYLEDGER_TEST_POSTGRES_START and expect recovery."""
-    pytest.fail("write this with the PostgreSQL store: same assertions as the lock test")
+def test_a_stopped_postgresql_is_a_fast_retryable_refusal_and_recovers(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The PostgreSQL store stopped under a running server (its own PostgreSQL, not the
+    session's, which other tests share): refusals within the bound, one line per incident
+    and store, not ready; PostgreSQL started again: the server recovers with no restart."""
+    postgres = start_postgres()
+    try:
+        store = postgres.create_database()
+        server = ThreadServer(Settings(data_dir=tmp_path / "data", port=0, store=store)).start()
+        try:
+            kms = server.client()
+            key_id = kms.create_key()["KeyMetadata"]["KeyId"]
+            sealed = kms.encrypt(KeyId=key_id, Plaintext=b"before")["CiphertextBlob"]
+            caplog.set_level(logging.INFO)
+            postgres.pause()
+            for call in (
+                lambda: kms.encrypt(KeyId=key_id, Plaintext=b"x"),
+                lambda: kms.decrypt(CiphertextBlob=sealed),
+                kms.create_key,
+                lambda: kms.describe_key(KeyId=key_id),
+                kms.list_keys,
+            ):
+                code, status, elapsed = refused_fast(call)
+                assert (code, status) == ("DependencyTimeoutException", 503)
+                assert elapsed < BOUND_SECONDS
+            status, body = ready(server)
+            assert status == 503 and body["checks"]["commits_usage"] is False
+            postgres.resume()
+            assert wait_until(lambda: ready(server)[0] == 200, 30)  # without a request
+            assert kms.decrypt(CiphertextBlob=sealed)["Plaintext"] == b"before"
+            kms.create_key()
+        finally:
+            server.stop()
+    finally:
+        postgres.stop()
+    tracebacks = [r.getMessage() for r in caplog.records if r.exc_info]
+    assert not tracebacks, tracebacks  # none of ours, none of aiohttp's
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    # One line per incident and part: each ledger's writer, the request path's reads, each
+    # projection, the LISTEN connection (and the scheduler, if its pass came).
+    parts = {m.split(" (")[0] for m in errors}
+    assert len(errors) == len(parts), errors
+    assert {"keyledger store cannot commit", "usage store cannot commit"} & parts
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("commits again" in m for m in messages)
