@@ -44,7 +44,7 @@ from projections.audit_record import (
     usage_record,
     username,
 )
-from projections.versioned_view import create_tracking_table
+from projections.versioned_view import create_tracking_table, write_lock_first
 from projections.view_store import is_postgres_location, open_view_datastore
 
 GENESIS = "0" * 64
@@ -166,6 +166,7 @@ class AuditView(SQLiteTrackingRecorder):
         position the caller believes the view is at), raise ``IntegrityError`` unless it is."""
         by_event = {id(event): notification_id for notification_id, event in events}
         with self.datastore.transaction(commit=True) as cursor:
+            write_lock_first(cursor)
             self._expect(cursor, tracking, after)
             if self.shared:
                 self._known_arns(cursor, [event for _, event in events])
@@ -190,6 +191,7 @@ class AuditView(SQLiteTrackingRecorder):
         after: int | None = None,
     ) -> None:
         with self.datastore.transaction(commit=True) as cursor:
+            write_lock_first(cursor)
             self._expect(cursor, tracking, after)
             rows = _Rows(USAGE_LEDGER, *self._head(cursor, USAGE_LEDGER))
             for notification_id, recorded in records:
@@ -319,6 +321,7 @@ class AuditView(SQLiteTrackingRecorder):
 
     def _append_digest(self, make: Any) -> tuple[int, bytes, str]:
         with self.datastore.transaction(commit=True) as cursor:
+            write_lock_first(cursor)
             cursor.execute(
                 "SELECT seq, digest, signature FROM audit_digests ORDER BY seq DESC LIMIT 1"
             )

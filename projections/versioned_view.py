@@ -19,6 +19,16 @@ def create_tracking_table(create: Callable[[], None]) -> None:
         create()
 
 
+def write_lock_first(cursor: SQLiteCursor) -> None:
+    """Make a view transaction's first statement a write. In SQLite's WAL mode a
+    transaction that reads first and writes later fails at once with "database is locked"
+    (SQLITE_BUSY_SNAPSHOT) when another process wrote in between — the busy timeout does
+    not apply to it (https://sqlite.org/rescode.html#busy_snapshot). A write first takes
+    the write lock up front, waiting out the busy timeout instead. It changes no row; on
+    PostgreSQL the view's advisory lock already orders the writers."""
+    cursor.execute("DELETE FROM tracking WHERE 1 = 0")
+
+
 class VersionedView(SQLiteTrackingRecorder):
     """View rows and the tracking position commit in one transaction, so each event takes
     effect exactly once, and a restart resumes from the recorded position. A view stored
@@ -65,6 +75,7 @@ class VersionedView(SQLiteTrackingRecorder):
         """Run ``write`` and move the tracking position, in one transaction (``after`` as in
         ``process``). The rebuild's fast path writes rows this way without events."""
         with self.datastore.transaction(commit=True) as cursor:
+            write_lock_first(cursor)
             if after is not None:
                 current = self._max_tracking_id(tracking.application_name, cursor) or 0
                 if current != after:
