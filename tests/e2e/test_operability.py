@@ -71,6 +71,28 @@ def wait_for(condition: Any, timeout: float = 10.0) -> None:
 # -- TLS ------------------------------------------------------------------------------
 
 
+def _encrypt_denied_when(condition: dict[str, Any]) -> dict[str, Any]:
+    """A key policy: the account root may do everything, except Encrypt under ``condition``."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": "arn:aws:iam::000000000000:root"},
+                "Action": "kms:*",
+                "Resource": "*",
+            },
+            {
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "kms:Encrypt",
+                "Resource": "*",
+                "Condition": condition,
+            },
+        ],
+    }
+
+
 def test_https_with_the_dev_ca_and_refused_without_it(tmp_path: Path) -> None:
     certs = tmp_path / "certs"
     made = subprocess.run(
@@ -100,24 +122,7 @@ def test_https_with_the_dev_ca_and_refused_without_it(tmp_path: Path) -> None:
         blob = kms.encrypt(KeyId=key, Plaintext=b"over tls")["CiphertextBlob"]
         assert kms.decrypt(CiphertextBlob=blob)["Plaintext"] == b"over tls"
         # aws:SecureTransport is true over TLS: a policy denying Encrypt then refuses it.
-        policy = {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"AWS": "arn:aws:iam::000000000000:root"},
-                    "Action": "kms:*",
-                    "Resource": "*",
-                },
-                {
-                    "Effect": "Deny",
-                    "Principal": "*",
-                    "Action": "kms:Encrypt",
-                    "Resource": "*",
-                    "Condition": {"Bool": {"aws:SecureTransport": "true"}},
-                },
-            ],
-        }
+        policy = _encrypt_denied_when({"Bool": {"aws:SecureTransport": "true"}})
         kms.put_key_policy(KeyId=key, PolicyName="default", Policy=json.dumps(policy))
         with pytest.raises(ClientError) as refused:
             kms.encrypt(KeyId=key, Plaintext=b"over tls")
@@ -185,24 +190,7 @@ async def test_the_unix_socket_is_private_and_carries_the_vpc_endpoint_id(tmp_pa
         assert status == 200, made
         key = made["KeyMetadata"]["Arn"]
         # Only requests through the private endpoint may encrypt (aws:SourceVpce).
-        policy = {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"AWS": "arn:aws:iam::000000000000:root"},
-                    "Action": "kms:*",
-                    "Resource": "*",
-                },
-                {
-                    "Effect": "Deny",
-                    "Principal": "*",
-                    "Action": "kms:Encrypt",
-                    "Resource": "*",
-                    "Condition": {"StringNotEquals": {"aws:SourceVpce": "vpce-0abc"}},
-                },
-            ],
-        }
+        policy = _encrypt_denied_when({"StringNotEquals": {"aws:SourceVpce": "vpce-0abc"}})
         tcp = kms_client(server.endpoint)
         tcp.put_key_policy(KeyId=key, Policy=json.dumps(policy))
         status, answer = await _signed_over_socket(
