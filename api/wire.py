@@ -364,7 +364,9 @@ def _converter(kind: str) -> Callable[[Any], Any]:
     target = _TARGETS.get(kind, "a String")
     if kind in _INT_BITS:
         return _integer_converter(_INT_BITS[kind], target)
-    if kind in ("timestamp", "float", "double"):
+    if kind == "timestamp":
+        return _to_timestamp
+    if kind in ("float", "double"):
         return functools.partial(_to_float, target=target)
     if kind == "blob":
         return _to_blob
@@ -397,6 +399,19 @@ def _to_float(value: Any, target: str) -> float:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
     raise _mismatch(value, target)
+
+
+def _to_timestamp(value: Any) -> float:
+    """Epoch seconds of a date a datetime can hold (years 1 to 9999): one outside, such as
+    -1.4e16, cannot be a Timestamp and is refused while the request is read, as any value
+    that cannot be converted, instead of failing later in the operation (found by the
+    fuzzer: ImportKeyMaterial ValidTo)."""
+    seconds = _to_float(value, "a Timestamp")
+    try:
+        datetime.fromtimestamp(seconds, UTC)
+    except (OverflowError, OSError, ValueError):
+        raise SerializationError(f"{_token(value)} can not be converted to a Timestamp") from None
+    return seconds
 
 
 class _Base64Error(Exception):

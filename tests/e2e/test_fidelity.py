@@ -124,3 +124,24 @@ def test_the_record_of_a_client_that_went_away_projects_to_cloudtrail() -> None:
     trail = usage_record(record, 1)
     assert (trail["eventName"], trail["errorCode"]) == ("Encrypt", "ClientClosedRequest")
     assert trail["userIdentity"]["type"] == "Unknown"
+
+
+@pytest.mark.parametrize("valid_to", [-1.3951152381177714e16, 1e20, 253402300800])
+def test_a_timestamp_no_date_can_hold_is_a_serialization_error(
+    server: ThreadServer, valid_to: float
+) -> None:
+    """Found by the fuzzer: ImportKeyMaterial with ValidTo -1.4e16 answered 500 with a
+    traceback (the year is out of range). It is refused while the request is read."""
+    key_id = server.client().create_key(Origin="EXTERNAL")["KeyMetadata"]["KeyId"]
+    body = json.dumps(
+        {
+            "KeyId": key_id,
+            "ImportToken": base64.b64encode(b"t" * 16).decode(),
+            "EncryptedKeyMaterial": base64.b64encode(b"m" * 32).decode(),
+            "ExpirationModel": "KEY_MATERIAL_EXPIRES",
+            "ValidTo": valid_to,
+        }
+    ).encode()
+    answer = send_signed(server, body, target="TrentService.ImportKeyMaterial")
+    assert (answer.status, answer.code) == (400, "SerializationException"), answer.raw[:300]
+    assert answer.message == "NUMBER_VALUE can not be converted to a Timestamp"
