@@ -82,7 +82,8 @@ def check_store_version(url: str) -> None:
 
 
 class Database:
-    """One connection, autocommit, shared by a store's methods under the store's lock."""
+    """One connection, shared by a store's methods under the store's lock: statements
+    autocommit, ``executemany`` commits its rows together."""
 
     def __init__(self, target: str, sqlite_pragmas: tuple[str, ...] = ()) -> None:
         self.postgres = is_postgres(target)
@@ -106,18 +107,7 @@ class Database:
         return self._db.execute(sql, params)
 
     def executemany(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
-        if self.postgres:
-
-            def run() -> None:
-                with self._db.cursor() as cursor:
-                    cursor.executemany(sql.replace("?", "%s"), rows)
-
-            self._on_postgres(run)
-        else:
-            self._db.executemany(sql, rows)
-
-    def insert_all(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
-        """Insert many rows in one transaction: one commit (one fsync) for all of them."""
+        """Run ``sql`` for every row in one transaction: one commit (one fsync) for all."""
         if self.postgres:
 
             def run() -> None:

@@ -76,7 +76,7 @@ class Keystore:
         with self._lock:
             rows = [(m, *self._staged.pop(m)) for m in material_ids if m in self._staged]
             if rows:
-                self._db.insert_all("INSERT INTO wrapping_keys VALUES (?, ?, ?)", rows)
+                self._db.executemany("INSERT INTO wrapping_keys VALUES (?, ?, ?)", rows)
 
     def wrapping_key(self, key_id: UUID, material_id: str) -> bytes:
         wrapped = self._cache.get(material_id) or self._load(material_id)
