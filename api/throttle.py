@@ -4,6 +4,10 @@ A bucket holds at most one second of its rate (at least one request) and refills
 continuously; a request that finds it empty is refused with ThrottlingException "Rate
 exceeded", which AWS SDKs retry with backoff (standard mode) or pace themselves against
 (adaptive mode). Wall-clock monotonic time, never the dev clock.
+
+A full bucket is the same as no bucket, so once there are many, the full ones are let
+go: a caller who signs with ever new Region names in its credential scope cannot make
+the table grow without bound.
 """
 
 from __future__ import annotations
@@ -15,6 +19,9 @@ from dataclasses import dataclass
 
 from domain.errors import ThrottlingError
 from domain.quotas import Quotas, family_of
+
+# Past this many buckets, a new one first drops every bucket that has refilled.
+PRUNE_AT = 4096
 
 
 @dataclass
@@ -51,6 +58,8 @@ class Throttle:
         with self._lock:
             bucket = self._buckets.get((account, region, family))
             if bucket is None:
+                if len(self._buckets) >= PRUNE_AT:
+                    self._drop_full(now)
                 capacity = max(rate, 1.0)
                 bucket = self._buckets[account, region, family] = _Bucket(
                     rate, capacity, capacity, now
@@ -60,6 +69,18 @@ class Throttle:
             if bucket.tokens < 1.0:
                 raise ThrottlingError("Rate exceeded")
             bucket.tokens -= 1.0
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+    def _drop_full(self, now: float) -> None:
+        full = [
+            name
+            for name, b in self._buckets.items()
+            if b.tokens + (now - b.stamp) * b.rate >= b.capacity
+        ]
+        for name in full:
+            del self._buckets[name]
 
     def use(self, account: str, region: str) -> dict[str, float]:
         """Tokens used per family right now (for `keyledger limits`)."""

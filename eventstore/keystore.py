@@ -45,10 +45,13 @@ class Keystore:
     what PostgreSQL cannot promise (WAL segments, replicas, base backups) is in the README.
     """
 
-    def __init__(self, path: str, root_key: bytes) -> None:
+    def __init__(self, path: str, root_key: bytes, cache_size: int = 10_000) -> None:
         self._root_key = root_key
         self._lock = threading.Lock()
+        # Wrapped (never plaintext) wrapping keys by material id; bounded like the read
+        # cache (eventstore/read_cache.py), so memory does not grow with the key count.
         self._cache: dict[str, bytes] = {}
+        self._cache_size = cache_size
         # Wrapping keys made by commands not saved yet: material id -> (key id, wrapped).
         self._staged: dict[str, tuple[str, bytes]] = {}
         self._db = Database(path, PRAGMAS)
@@ -65,7 +68,7 @@ class Keystore:
         wrapped = wrap(self._root_key, wrapping_key, material_aad(_PURPOSE, key_id, material_id))
         with self._lock:
             self._staged[material_id] = (str(key_id), wrapped)
-            self._cache[material_id] = wrapped
+            self._keep(material_id, wrapped)
         return wrapping_key
 
     def store_staged(self, material_ids: list[str]) -> None:
@@ -82,14 +85,21 @@ class Keystore:
         wrapped = self._cache.get(material_id) or self._load(material_id)
         return unwrap(self._root_key, wrapped, material_aad(_PURPOSE, key_id, material_id))
 
+    def _keep(self, material_id: str, wrapped: bytes) -> None:
+        if len(self._cache) >= self._cache_size:
+            self._cache.clear()
+        self._cache[material_id] = wrapped
+
     def _load(self, material_id: str) -> bytes:
         with self._lock:
+            if material_id in self._staged:  # made by a command whose batch is not saved yet
+                return self._staged[material_id][1]
             row = self._db.execute(
                 "SELECT wrapped FROM wrapping_keys WHERE material_id = ?", (material_id,)
             ).fetchone()
             if row is None:
                 raise WrappingKeyMissing(material_id)
-            self._cache[material_id] = row[0]
+            self._keep(material_id, bytes(row[0]))
             return bytes(row[0])
 
     def warm(self, material_ids: Iterable[str]) -> None:

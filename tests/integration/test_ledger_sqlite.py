@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterator
 from pathlib import Path
+from uuid import uuid4
 
 import pytest
 
@@ -101,3 +102,16 @@ def test_an_alias_name_is_unique_per_account_and_region(ledger: KeyLedger) -> No
     cmk = ledger.read_key(CTX, "alias/a", "DescribeKey")
     assert isinstance(cmk, Cmk)
     assert str(cmk.id) == key_id
+
+
+def test_the_keystore_cache_is_bounded_and_still_answers_every_key(tmp_path: Path) -> None:
+    keystore = Keystore(str(tmp_path / "keystore.db"), b"r" * 32, cache_size=4)
+    made = {}
+    for n in range(10):
+        key_id = uuid4()
+        made[key_id, f"{n:032x}"] = keystore.new_wrapping_key(key_id, f"{n:032x}")
+    keystore.store_staged([f"{n:032x}" for n in range(2, 10)])  # 0, 1: staged, not saved
+    assert len(keystore._cache) <= 4
+    for (key_id, material_id), wrapping_key in made.items():
+        assert keystore.wrapping_key(key_id, material_id) == wrapping_key
+    assert keystore.material_ids() == {f"{n:032x}" for n in range(2, 10)}
