@@ -24,7 +24,7 @@ from botocore.exceptions import ClientError
 from api.config import Settings
 from api.services import SERVICES
 from tests.postgres import start as start_postgres
-from tests.support import ThreadServer
+from tests.support import REPO, ProcessServer, ThreadServer, keyledger_cli
 
 # A request fails within this many seconds while the store cannot commit: the writer waits
 # at most STORE_LOCK_TIMEOUT (2 s) for the lock, for its batch and the one ahead of it.
@@ -59,7 +59,7 @@ def holding_lock(database: Path) -> Iterator[None]:
         holder.wait(10)
 
 
-def ready(server: ThreadServer) -> tuple[int, dict[str, Any]]:
+def ready(server: ThreadServer | ProcessServer) -> tuple[int, dict[str, Any]]:
     try:
         with urllib.request.urlopen(f"{server.endpoint}/ready", timeout=10) as response:
             return response.status, json.loads(response.read())
@@ -211,6 +211,71 @@ def test_a_full_disk_is_a_fast_retryable_refusal_and_recovers(
         assert len([r for r in caplog.records if "cannot commit" in r.getMessage()]) >= 1
     finally:
         server.stop()
+
+
+@pytest.fixture
+def eio_shim(tmp_path: Path) -> Path:
+    """tests/native/eio.c, built for this run: LD_PRELOAD makes chosen files fail with EIO."""
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler is None or not sys.platform.startswith("linux"):
+        pytest.skip("injecting I/O errors needs a C compiler and LD_PRELOAD (Linux)")
+    shim = tmp_path / "eio.so"
+    source = REPO / "tests" / "native" / "eio.c"
+    subprocess.run(
+        [compiler, "-shared", "-fPIC", "-O2", "-o", str(shim), str(source), "-ldl"], check=True
+    )
+    return shim
+
+
+@pytest.mark.parametrize("store", ["usage", "keyledger"])
+def test_an_io_error_is_a_fast_retryable_refusal_and_recovers(
+    tmp_path: Path, eio_shim: Path, store: str
+) -> None:
+    """Every write and sync of one store's file fails with EIO (a failing disk) while a
+    switch file exists: Encrypt (answered only after its usage record is durable) or
+    CreateKey (after its events) is refused fast and retryably, nothing refused is
+    half-written, and everything works again after, by itself."""
+    switch = tmp_path / "eio-on"
+    data = tmp_path / "data"
+    server = ProcessServer(
+        data,
+        env={
+            "LD_PRELOAD": str(eio_shim),
+            "KEYLEDGER_EIO_WHILE": str(switch),
+            "KEYLEDGER_EIO_PATHS": str(data / f"{store}.db"),
+        },
+    ).start()
+    try:
+        kms = server.client()
+        key_id = kms.create_key()["KeyMetadata"]["KeyId"]
+        before = kms.encrypt(KeyId=key_id, Plaintext=b"before")["CiphertextBlob"]
+        switch.touch()
+        for _ in range(3):
+            code, status, elapsed = refused_fast(
+                lambda: (
+                    kms.encrypt(KeyId=key_id, Plaintext=b"x")
+                    if store == "usage"
+                    else kms.create_key()
+                )
+            )
+            assert (code, status) == ("DependencyTimeoutException", 503)
+            assert elapsed < BOUND_SECONDS
+        status, body = ready(server)
+        assert status == 503 and body["checks"][f"commits_{store}"] is False
+        switch.unlink()
+        assert wait_until(lambda: ready(server)[0] == 200)  # recovers without a request
+        assert [k["KeyId"] for k in kms.list_keys()["Keys"]] == [key_id]  # none half-made
+        after = kms.encrypt(KeyId=key_id, Plaintext=b"after")["CiphertextBlob"]
+        assert kms.decrypt(CiphertextBlob=before)["Plaintext"] == b"before"
+        assert kms.decrypt(CiphertextBlob=after)["Plaintext"] == b"after"
+    finally:
+        server.stop()
+    log = (tmp_path / f"server-{server.port}.log").read_text()
+    assert "Traceback" not in log
+    assert log.count("cannot commit") == 1, log
+    assert "commits again" in log
+    verified = keyledger_cli(data, "audit", "verify")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
 
 
 def test_a_stopped_postgresql_is_a_fast_retryable_refusal_and_recovers(
