@@ -612,12 +612,16 @@ class RssSampler:
                 return
 
     def summary(self, warm_up: float) -> dict[str, Any]:
-        """First sample, first after ``warm_up`` seconds, last, highest; and every sample."""
+        """First sample, first after ``warm_up`` seconds, at half time, last, highest; and
+        every sample. Flat means the second half adds (next to) nothing: what a leak would
+        add grows with the requests served, while the allocator's high-water marks settle."""
         samples = self.samples or [(0.0, 0)]
         warm = next((kib for at, kib in samples if at >= warm_up), samples[-1][1])
+        half = next(kib for at, kib in samples if at >= samples[-1][0] / 2)
         return {
             "rss_kib_start": samples[0][1],
             "rss_kib_after_warm_up": warm,
+            "rss_kib_at_half_time": half,
             "rss_kib_end": samples[-1][1],
             "rss_kib_max": max(kib for _, kib in samples),
             "rss_samples": samples,

@@ -41,10 +41,15 @@ def client(endpoint: str, service: str = "kms", **kwargs: Any) -> Any:
     }
     options.update(kwargs)
     made = boto3.client(service, **options)
-    if service == "kms":
-        made.meta.events.register("provide-client-params.kms.*", _remember_sent)
-        made.meta.events.register("after-call.kms.*", _remember_received)
-    return made
+    return remember_secrets(made) if service == "kms" else made
+
+
+def remember_secrets(kms: Any) -> Any:
+    """Note every plaintext and data key this KMS client (boto3 or aiobotocore) sends or
+    is given, for the at-rest scan at the end of the session."""
+    kms.meta.events.register("provide-client-params.kms.*", _remember_sent)
+    kms.meta.events.register("after-call.kms.*", _remember_received)
+    return kms
 
 
 # Every plaintext and data key the suite's KMS clients sent or were given, for the byte

@@ -11,7 +11,7 @@ from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from botocore.exceptions import ClientError
 
-from tests.support import ThreadServer
+from tests.support import ThreadServer, remember_secrets
 
 
 @pytest.fixture
@@ -25,7 +25,7 @@ async def akms(server: ThreadServer) -> AsyncIterator[Any]:
         aws_secret_access_key="test",
         config=AioConfig(retries={"max_attempts": 1}, max_pool_connections=20),
     ) as client:
-        yield client
+        yield remember_secrets(client)
 
 
 async def test_create_key_returns_an_enabled_symmetric_key_that_describe_key_finds(

@@ -35,20 +35,22 @@ from api.services import SERVICES
 from api.tls import server_context
 from tests.e2e.authz_config import toml_text
 from tests.integration.stores import open_usage
-from tests.support import REPO, ProcessServer, ThreadServer, free_port, refused
+from tests.support import REPO, ProcessServer, ThreadServer, free_port, refused, remember_secrets
 
 NO_RETRY = Config(retries={"max_attempts": 1})
 
 
 def kms_client(endpoint: str, key: str = "test", secret: str = "test", **kwargs: Any) -> Any:  # noqa: S107
-    return boto3.client(
-        "kms",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id=key,
-        aws_secret_access_key=secret,
-        config=NO_RETRY,
-        **kwargs,
+    return remember_secrets(
+        boto3.client(
+            "kms",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id=key,
+            aws_secret_access_key=secret,
+            config=NO_RETRY,
+            **kwargs,
+        )
     )
 
 
