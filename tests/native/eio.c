@@ -31,8 +31,8 @@ typedef ssize_t (*pwrite_fn)(int, const void *, size_t, off_t);
 typedef int (*sync_fn)(int);
 
 /* Each wrapper finds the next definition of its name (libc's) once, then fails or passes. */
-#define WRAP(name, fn_type, params, args)                              \
-    ssize_t name params {                                              \
+#define WRAP(ret, name, fn_type, params, args)                         \
+    ret name params {                                                  \
         static fn_type real = NULL;                                    \
         if (real == NULL)                                              \
             real = (fn_type)dlsym(RTLD_NEXT, #name);                   \
@@ -43,28 +43,10 @@ typedef int (*sync_fn)(int);
         return real args;                                              \
     }
 
-WRAP(write, write_fn, (int fd, const void *buf, size_t count), (fd, buf, count))
-WRAP(pwrite, pwrite_fn, (int fd, const void *buf, size_t count, off_t offset), (fd, buf, count, offset))
-WRAP(pwrite64, pwrite_fn, (int fd, const void *buf, size_t count, off_t offset), (fd, buf, count, offset))
-
-int fsync(int fd) {
-    static sync_fn real = NULL;
-    if (real == NULL)
-        real = (sync_fn)dlsym(RTLD_NEXT, "fsync");
-    if (failing(fd)) {
-        errno = EIO;
-        return -1;
-    }
-    return real(fd);
-}
-
-int fdatasync(int fd) {
-    static sync_fn real = NULL;
-    if (real == NULL)
-        real = (sync_fn)dlsym(RTLD_NEXT, "fdatasync");
-    if (failing(fd)) {
-        errno = EIO;
-        return -1;
-    }
-    return real(fd);
-}
+WRAP(ssize_t, write, write_fn, (int fd, const void *buf, size_t count), (fd, buf, count))
+WRAP(ssize_t, pwrite, pwrite_fn, (int fd, const void *buf, size_t count, off_t offset),
+     (fd, buf, count, offset))
+WRAP(ssize_t, pwrite64, pwrite_fn, (int fd, const void *buf, size_t count, off_t offset),
+     (fd, buf, count, offset))
+WRAP(int, fsync, sync_fn, (int fd), (fd))
+WRAP(int, fdatasync, sync_fn, (int fd), (fd))
