@@ -21,7 +21,7 @@ from api.config import (
     default_principals,
     load_config,
 )
-from api.serve import loop_factory, serve
+from api.serve import bound_malloc_arenas, loop_factory, serve
 from api.tls import write_dev_certificates
 from api.workers import run_workers, worker_index
 from domain.quotas import Quotas
@@ -278,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
             log.error("%s", error)
             return 2
     _logging(args.log_format)
+    bound_malloc_arenas()  # before any thread allocates
     try:
         settings = settings_from(args)  # a bad command line is refused once, not per worker
         if settings.workers > 1 and worker_index() is None:
