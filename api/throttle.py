@@ -20,7 +20,9 @@ from dataclasses import dataclass
 from domain.errors import ThrottlingError
 from domain.quotas import Quotas, family_of
 
-# Past this many buckets, a new one first drops every bucket that has refilled.
+# Past this many buckets, a new one first drops every bucket that has refilled; if most
+# are still in use, the next pruning waits until the table has doubled, so the scan costs
+# O(1) per new bucket on average, never a full scan per request.
 PRUNE_AT = 4096
 
 
@@ -37,6 +39,7 @@ class Throttle:
         self.quotas = quotas
         self._clock = clock
         self._buckets: dict[tuple[str, str, str], _Bucket] = {}
+        self._prune_at = PRUNE_AT
         self._lock = threading.Lock()
 
     def take(
@@ -58,8 +61,9 @@ class Throttle:
         with self._lock:
             bucket = self._buckets.get((account, region, family))
             if bucket is None:
-                if len(self._buckets) >= PRUNE_AT:
+                if len(self._buckets) >= self._prune_at:
                     self._drop_full(now)
+                    self._prune_at = max(PRUNE_AT, 2 * len(self._buckets))
                 capacity = max(rate, 1.0)
                 bucket = self._buckets[account, region, family] = _Bucket(
                     rate, capacity, capacity, now

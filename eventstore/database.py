@@ -92,7 +92,7 @@ class Database:
 
             self._target = target
             try:
-                self._db: Any = psycopg.connect(target, autocommit=True, connect_timeout=10)
+                self._db: Any = self._connect(connect_timeout=10)
             except psycopg.Error as error:
                 raise StoreError(_first_line(error, target)) from None
         else:
@@ -133,13 +133,18 @@ class Database:
         import psycopg
 
         if self._db.closed or self._db.broken:
-            self._db = psycopg.connect(self._target, autocommit=True, connect_timeout=2)
+            self._db = self._connect()
         try:
             return run()
         except psycopg.errors.AdminShutdown:
             self._db.close()
-            self._db = psycopg.connect(self._target, autocommit=True, connect_timeout=2)
+            self._db = self._connect()
             return run()
+
+    def _connect(self, connect_timeout: int = 2) -> Any:
+        import psycopg
+
+        return psycopg.connect(self._target, autocommit=True, connect_timeout=connect_timeout)
 
     def close(self) -> None:
         self._db.close()

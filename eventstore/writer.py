@@ -150,9 +150,9 @@ class BatchWriter(Generic[J, R]):
             self._on_batch(len(batch), time.perf_counter() - began)
         failed = [o for o in outcomes if isinstance(o, BaseException) and store_unavailable(o)]
         if failed:
-            self._incident(failed[0], len(failed))
+            self.incident.failed(failed[0], len(failed))
         elif any(not isinstance(o, BaseException) for o in outcomes):
-            self._recovered()
+            self.incident.recovered()
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[R], object]]] = {}
         for (_, future), raw in zip(batch, outcomes, strict=True):
             outcome: object = raw
@@ -168,12 +168,6 @@ class BatchWriter(Generic[J, R]):
             with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits
                 loop.call_soon_threadsafe(_answer, answers)
 
-    def _incident(self, error: BaseException, jobs: int) -> None:
-        self.incident.failed(error, jobs)
-
-    def _recovered(self) -> None:
-        self.incident.recovered()
-
     def _try_probe(self) -> None:
         if self._probe is None:
             return
@@ -183,4 +177,4 @@ class BatchWriter(Generic[J, R]):
             if not store_unavailable(error):
                 log.warning("%s store probe failed: %s", self.name, error)
             return
-        self._recovered()
+        self.incident.recovered()

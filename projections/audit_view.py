@@ -45,7 +45,7 @@ from projections.audit_record import (
     username,
 )
 from projections.versioned_view import create_tracking_table, write_lock_first
-from projections.view_store import is_postgres_location, open_view_datastore
+from projections.view_store import is_postgres_location, is_shared, open_view_datastore
 
 GENESIS = "0" * 64
 LEDGERS = (KEY_LEDGER, USAGE_LEDGER)
@@ -205,7 +205,7 @@ class AuditView(SQLiteTrackingRecorder):
     def shared(self) -> bool:
         """Written by other processes too (PostgreSQL): positions and ARNs may move
         without this process's runner."""
-        return bool(getattr(self.datastore, "shared", False))
+        return is_shared(self.datastore)
 
     def _expect(self, cursor: SQLiteCursor, tracking: Tracking, after: int | None) -> None:
         # Read in the write transaction, so under the view's lock on PostgreSQL: a runner

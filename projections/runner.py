@@ -16,6 +16,7 @@ from eventsourcing.persistence import IntegrityError, Tracking
 
 from eventstore.outage import Incident, store_unavailable
 from projections.versioned_view import VersionedView
+from projections.view_store import is_shared
 
 log = logging.getLogger("keyledger.projections")
 
@@ -143,7 +144,7 @@ class PollingRunner:
         of just the events they applied. A file view moves under a runner only when a
         rebuild switched it: reload everything."""
         position = self.view.position(self.app.name)
-        if not getattr(self.view.datastore, "shared", False) or position < self.position:
+        if not is_shared(self.view.datastore) or position < self.position:
             self.position = position
             self.view.reload()
             return

@@ -50,6 +50,12 @@ def split_location(location: str) -> tuple[str, str]:
     return url, schema
 
 
+def is_shared(datastore: object) -> bool:
+    """Written by other processes' runners too (a PostgreSQL view): positions and rows
+    may move without this process's runner."""
+    return bool(getattr(datastore, "shared", False))
+
+
 def open_view_datastore(location: str, lock_timeout: int = 15) -> SQLiteDatastore:
     if is_postgres_location(location):
         return PostgresViewDatastore(*split_location(location))
